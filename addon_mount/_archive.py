@@ -1,0 +1,417 @@
+"""The archive index: a streamed listing of addon.tar.gz, no file contents held.
+
+The archive is read once, front to back, as the platform's extractor would;
+each member is recorded by its normalized name with its type, mode, owner,
+size and link target. Members that could escape the add-on or raise
+privileges are reported and left out of the index, so the simulated mount
+never holds them. Nothing is ever written to disk.
+"""
+
+from __future__ import annotations
+
+import gzip
+import posixpath
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any, Final
+
+import attrs
+
+from ._findings import Severity
+from ._limits import DEFAULT_LIMITS, Limits
+from ._log import get_logger
+from ._report import Finding
+
+_igzip: Any
+try:  # isal decompresses gzip about twice as fast as zlib; it is optional.
+    from isal import igzip as _igzip
+except ImportError:  # pragma: no cover - exercised where isal is not installed
+    _igzip = None
+
+
+# Magic numbers of what people upload instead of a gzip-compressed tar.
+_SIGNATURES: Final = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2-compressed data"),
+    (b"\xfd7zXZ\x00", "xz-compressed data"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed data"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"PK\x05\x06", "an empty zip archive"),
+    (b"LZIP", "lzip-compressed data"),
+    (b"\x1f\x9d", "compress (.Z) data"),
+    (b"\x04\x22\x4d\x18", "lz4-compressed data"),
+    (b"\x89LZO", "lzop-compressed data"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-zip archive"),
+    (b"Rar!", "a RAR archive"),
+    (b"GRZipII", "grzip-compressed data"),
+    (b"LRZI", "lrzip-compressed data"),
+    (b"\x5d\x00\x00", "lzma-compressed data"),
+)
+
+FILE: Final = "f"
+DIRECTORY: Final = "d"
+SYMLINK: Final = "l"
+HARDLINK: Final = "h"
+_TAR_TYPES: Final = {
+    tarfile.DIRTYPE: DIRECTORY,
+    tarfile.SYMTYPE: SYMLINK,
+    tarfile.LNKTYPE: HARDLINK,
+    tarfile.CHRTYPE: "c",
+    tarfile.BLKTYPE: "b",
+    tarfile.FIFOTYPE: "p",
+}
+_TYPE_WORDS: Final = {"c": "a character device", "b": "a block device", "p": "a FIFO"}
+# Directories the archive implies but does not list get what tar gives them.
+IMPLIED_DIR_MODE: Final = 0o755
+
+
+@attrs.frozen(slots=True)
+class Member:
+    """One archive member, by its normalized name (no leading './' or '/').
+
+    The archive's root directory (a member named '.' or './') has the name ''.
+    """
+
+    name: str
+    type: str
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    linkname: str = ""
+
+    @property
+    def is_dir(self) -> bool:
+        return self.type == DIRECTORY
+
+
+class ArchiveError(Exception):
+    """The archive file could not be opened at all (the check cannot run)."""
+
+
+@attrs.define
+class ArchiveIndex:
+    """Every safe member of an archive, by name, plus what was found reading it."""
+
+    source: str
+    members: dict[str, Member] = attrs.Factory(dict)
+    #: Every directory the members imply, listed or not ('' is the root).
+    directories: set[str] = attrs.Factory(lambda: {""})
+    findings: list[Finding] = attrs.Factory(list)
+    #: File contents by member name, kept only when asked (the test harness reads them).
+    contents: dict[str, bytes] | None = None
+    compression: str = "gzip"
+    member_count: int = 0
+    total_bytes: int = 0
+    complete: bool = True
+
+    def get(self, name: str) -> Member | None:
+        """The member at *name*, a listed one or an implied directory."""
+        member = self.members.get(name)
+        if member is None and name in self.directories:
+            return Member(name, DIRECTORY, IMPLIED_DIR_MODE, 0, 0, 0)
+        return member
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.members or name in self.directories
+
+    def names_under(self, name: str) -> Iterator[str]:
+        """Names at or below *name* (listed members and implied directories)."""
+        prefix = name + "/" if name else ""
+        for n in self.members.keys() | self.directories:
+            if n == name or n.startswith(prefix):
+                yield n
+
+
+def sniff(head: bytes) -> str:
+    """Name what a file is from its first bytes: 'gzip', or what it is instead."""
+    if not head:
+        return "an empty file"
+    for magic, what in _SIGNATURES:
+        if head.startswith(magic):
+            return what
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return "an uncompressed tar archive"
+    if len(head) >= 512 and _is_v7_tar_header(head[:512]):
+        return "an uncompressed tar archive"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "JSON text"
+    return "data of an unknown format"
+
+
+def _is_v7_tar_header(block: bytes) -> bool:
+    try:
+        stored = int(block[148:156].split(b"\x00")[0].strip() or b"-1", 8)
+    except ValueError:
+        return False
+    return stored == sum(block[:148]) + 256 + sum(block[156:512])
+
+
+def _open_gzip(raw: IO[bytes]) -> IO[bytes]:
+    if _igzip is not None:
+        return _igzip.IGzipFile(fileobj=raw, mode="rb")  # type: ignore[no-any-return]
+    return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+
+
+def normalize_name(name: str) -> str | None:
+    """A member name as a path relative to the add-on root, or None if it climbs out.
+
+    Absolute names are not normalized here: the caller reports them first.
+    """
+    stripped = name.rstrip("/")
+    if stripped in ("", "."):
+        return ""
+    normal = posixpath.normpath(stripped)
+    if normal == ".":
+        return ""
+    if normal == ".." or normal.startswith("../"):
+        return None
+    return normal
+
+
+class _Reader:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        addon: str | None,
+        staging_root: str | None,
+        limits: Limits,
+        keep_contents: bool,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self.path = path
+        self.addon = addon
+        self.staging_root = staging_root
+        self.limits = limits
+        self.progress = progress
+        self.index = ArchiveIndex(source=str(path), contents={} if keep_contents else None)
+        self.seen: set[str] = set()
+        self.reported_duplicates: set[str] = set()
+
+    def add(
+        self, code: str, message: str, path: str | None = None, severity: Severity | None = None
+    ) -> None:
+        f = Finding(code, message, addon=self.addon, path=path, source=str(self.path))
+        if severity is not None:
+            f = attrs.evolve(f, severity=severity)
+        self.index.findings.append(f)
+
+    def read(self) -> ArchiveIndex:
+        try:
+            raw = self.path.open("rb")
+        except OSError as exc:
+            raise ArchiveError(f"cannot open {str(self.path)!r}: {exc.strerror or exc}") from exc
+        with raw:
+            head = raw.read(1024)
+            what = sniff(head)
+            if what != "gzip":
+                self.index.compression = what
+                self.index.complete = False
+                self.add("AM200", f"{self.path.name} is {what}, not a gzip-compressed tar archive")
+                return self.index
+            raw.seek(0)
+            self._stream(raw)
+        return self.index
+
+    def _stream(self, raw: IO[bytes]) -> None:
+        index = self.index
+        current = "the first member"
+        tar: tarfile.TarFile | None = None
+        try:
+            stream = _open_gzip(raw)
+            tar = tarfile.open(  # noqa: SIM115 - closed in the finally below
+                fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape"
+            )
+            for info in tar:
+                current = repr(info.name)
+                index.member_count += 1
+                if index.member_count > self.limits.max_members:
+                    self._limit(f"has more than {self.limits.max_members:,} members", "max_members")
+                    return
+                if info.size > self.limits.max_member_bytes:
+                    self._limit(
+                        f"member {info.name!r} is {info.size:,} bytes, more than "
+                        f"{self.limits.max_member_bytes:,}",
+                        "max_member_bytes",
+                    )
+                    return
+                index.total_bytes += max(info.size, 0)
+                if index.total_bytes > self.limits.max_total_bytes:
+                    self._limit(
+                        f"holds more than {self.limits.max_total_bytes:,} bytes uncompressed",
+                        "max_total_bytes",
+                    )
+                    return
+                self._member(info, tar)
+                if self.progress is not None:
+                    self.progress(raw.tell())
+        except Exception as exc:  # noqa: BLE001 - any reader failure is a finding, see below
+            # tarfile and the decompressors raise ReadError, EOFError, zlib.error,
+            # OSError, ValueError and UnicodeError on hostile input: each means the
+            # archive cannot be extracted, which is what the finding says.
+            index.complete = False
+            after = "before " + current if index.member_count == 0 else "after " + current
+            self.add(
+                "AM201",
+                f"{self.path.name} is corrupt or truncated {after} "
+                f"(compressed offset {raw.tell():,}): {_describe(exc)}",
+            )
+        finally:
+            if tar is not None:
+                tar.close()
+
+    def _limit(self, what: str, field: str) -> None:
+        self.index.complete = False
+        self.add(
+            "AM240",
+            f"{self.path.name} {what}; stopped reading (raise the limit with {Limits.flag(field)})",
+        )
+
+    def _member(self, info: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+        raw_name = info.name
+        shown = "/" + raw_name.lstrip("/")
+        if raw_name.startswith("/"):
+            self.add(
+                "AM210",
+                f"member {raw_name!r} has an absolute name; extracting it "
+                "would write outside the add-on",
+                shown,
+            )
+            return
+        name = normalize_name(raw_name)
+        if name is None:
+            self.add("AM210", f"member {raw_name!r} climbs out of the add-on root with '..'", shown)
+            return
+        depth = name.count("/") + 1
+        if (
+            len(name.encode("utf-8", "surrogateescape")) > self.limits.max_path_length
+            or depth > self.limits.max_path_depth
+        ):
+            self.add(
+                "AM240",
+                f"member {raw_name[:80]!r}... has a name of {len(name)} "
+                f"characters in {depth} components; limits are "
+                f"{self.limits.max_path_length} ({Limits.flag('max_path_length')}) and "
+                f"{self.limits.max_path_depth} ({Limits.flag('max_path_depth')})",
+            )
+            return
+        shown = "/" + name
+        kind = _TAR_TYPES.get(info.type, FILE)
+        if kind in _TYPE_WORDS:
+            self.add("AM213", f"member {raw_name!r} is {_TYPE_WORDS[kind]}", shown)
+            return
+        if info.mode & 0o6000 and kind != DIRECTORY:
+            bits = "setuid" if info.mode & 0o4000 else "setgid"
+            self.add("AM214", f"member {raw_name!r} is {bits} (mode {info.mode:o})", shown)
+            return
+        linkname = ""
+        if kind == SYMLINK:
+            linkname = info.linkname
+            if not self._symlink_ok(raw_name, name, linkname, shown):
+                return
+        elif kind == HARDLINK:
+            target = normalize_name(info.linkname) if not info.linkname.startswith("/") else None
+            if target is None or target not in self.index.members:
+                self.add(
+                    "AM211",
+                    f"hard link {raw_name!r} -> {info.linkname!r} does not point "
+                    "to an earlier member of the archive",
+                    shown,
+                )
+                return
+            linkname = target
+        if name in self.seen and kind != DIRECTORY and name not in self.reported_duplicates:
+            self.reported_duplicates.add(name)
+            self.add(
+                "AM220",
+                f"member {raw_name!r} appears more than once; extraction keeps the last copy",
+                shown,
+            )
+        self.seen.add(name)
+        self.index.members[name] = Member(
+            name,
+            kind,
+            info.mode & 0o7777,
+            info.uid,
+            info.gid,
+            info.size if kind == FILE else 0,
+            linkname,
+        )
+        self._imply_parents(name, kind)
+        if self.index.contents is not None and kind == FILE:
+            extracted = tar.extractfile(info)
+            if extracted is not None:
+                self.index.contents[name] = extracted.read()
+
+    def _imply_parents(self, name: str, kind: str) -> None:
+        directories = self.index.directories
+        if kind == DIRECTORY:
+            directories.add(name)
+        parent = posixpath.dirname(name)
+        while parent not in directories:
+            directories.add(parent)
+            parent = posixpath.dirname(parent)
+
+    def _symlink_ok(self, raw_name: str, name: str, target: str, shown: str) -> bool:
+        if target.startswith("/"):
+            if self.staging_root and (
+                target == self.staging_root or target.startswith(self.staging_root + "/")
+            ):
+                return True
+            self.add(
+                "AM212",
+                f"symlink {raw_name!r} -> {target!r} points into the runtime, "
+                "outside the add-on; it dangles in runtimes without that path",
+                shown,
+            )
+            return True
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+        if resolved == ".." or resolved.startswith("../"):
+            self.add("AM211", f"symlink {raw_name!r} -> {target!r} climbs out of the add-on", shown)
+            return False
+        return True
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return "unexpected end of data"
+    if isinstance(exc, zlib.error | gzip.BadGzipFile):
+        return f"bad gzip data ({exc})"
+    text = str(exc) or type(exc).__name__
+    return text[:200]
+
+
+def read_archive(
+    path: str | Path,
+    *,
+    addon: str | None = None,
+    staging_root: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    keep_contents: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ArchiveIndex:
+    """Stream *path* once and return its index and findings.
+
+    *addon* labels findings; *staging_root* is where the add-on will be mounted,
+    so symlinks that point into the add-on itself are recognised. Raises
+    :class:`ArchiveError` only when the file cannot be opened at all.
+    """
+    index = _Reader(
+        Path(path),
+        addon=addon,
+        staging_root=staging_root,
+        limits=limits,
+        keep_contents=keep_contents,
+        progress=progress,
+    ).read()
+    get_logger().debug(
+        "archive_indexed",
+        archive=str(path),
+        members=index.member_count,
+        bytes=index.total_bytes,
+        findings=len(index.findings),
+    )
+    return index

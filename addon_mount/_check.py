@@ -1,0 +1,321 @@
+"""The check: bundles and runtimes in, a report out.
+
+Each archive is read once, whatever the number of runtimes; each runtime
+gets its own simulated workload with every add-on mounted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import attrs
+
+from ._archive import ArchiveError, ArchiveIndex, read_archive
+from ._limits import DEFAULT_LIMITS, Limits
+from ._log import get_logger
+from ._metadata import AddonSpec, is_within, parse_metadata, staging_root
+from ._report import AddonSummary, Finding, Link, Report, RuntimeSummary
+from ._runtime import DEFAULT_RUNTIME, RuntimeImage, RuntimeLoadError
+from ._workload import StagedAddon, Workload
+
+RuntimeSpec = str | Path | RuntimeImage
+
+METADATA_NAME = "metadata.json"
+ARCHIVE_NAME = "addon.tar.gz"
+# How many unused archive entries to name before summarizing the rest.
+UNUSED_SHOWN = 10
+
+
+class CheckError(Exception):
+    """The check could not run at all: a missing bundle, an unloadable runtime.
+
+    Problems *inside* inputs that exist are findings in the report instead.
+    """
+
+
+class BundleError(CheckError):
+    """A bundle path does not exist or cannot be read."""
+
+    def __init__(self, bundle: Path, reason: str) -> None:
+        self.bundle = bundle
+        self.reason = reason
+        super().__init__(f"bundle {str(bundle)!r} {reason}")
+
+
+@attrs.frozen
+class Bundle:
+    """A bundle directory as read: the add-on's spec, its archive index, its findings."""
+
+    directory: Path
+    label: str
+    spec: AddonSpec | None
+    archive: ArchiveIndex | None
+    summary: AddonSummary
+    findings: tuple[Finding, ...]
+
+
+def _find_archive(directory: Path) -> tuple[Path | None, str]:
+    preferred = directory / ARCHIVE_NAME
+    if preferred.is_file():
+        return preferred, ""
+    candidates = sorted(p for p in directory.glob("*.tar.gz") if p.is_file())
+    if len(candidates) == 1:
+        return candidates[0], ""
+    if not candidates:
+        return None, f"bundle {directory.name!r} has no {ARCHIVE_NAME} and no other *.tar.gz"
+    names = ", ".join(p.name for p in candidates)
+    return None, (
+        f"bundle {directory.name!r} has no {ARCHIVE_NAME} and several *.tar.gz "
+        f"({names}); keep exactly one"
+    )
+
+
+def read_bundle(
+    directory: str | Path,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    keep_contents: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Bundle:
+    """Read a bundle directory: its metadata and a streamed index of its archive."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise BundleError(directory, "does not exist")
+    if not directory.is_dir():
+        raise BundleError(
+            directory, "is not a directory (a bundle holds metadata.json and addon.tar.gz)"
+        )
+    label = directory.resolve().name or str(directory)
+    findings: list[Finding] = []
+    metadata_path = directory / METADATA_NAME
+    spec: AddonSpec | None = None
+    raw_name: str | None = None
+    raw_paths: tuple[str, ...] = ()
+    if metadata_path.is_file():
+        try:
+            data = _read_limited(metadata_path, limits.max_metadata_bytes)
+        except OSError as exc:
+            raise BundleError(
+                directory, f"cannot be read: {metadata_path}: {exc.strerror or exc}"
+            ) from exc
+        parsed = parse_metadata(data, fallback_name=label, source=str(metadata_path), limits=limits)
+        findings.extend(parsed.findings)
+        spec, raw_name, raw_paths = parsed.spec, parsed.raw_name, parsed.raw_paths
+        if raw_name:
+            label = raw_name
+    else:
+        findings.append(
+            Finding(
+                "AM100",
+                f"bundle {directory.name!r} has no {METADATA_NAME}",
+                addon=label,
+                source=str(directory),
+            )
+        )
+
+    archive_path, problem = _find_archive(directory)
+    archive: ArchiveIndex | None = None
+    if archive_path is None:
+        findings.append(Finding("AM101", problem, addon=label, source=str(directory)))
+    else:
+        try:
+            archive = read_archive(
+                archive_path,
+                addon=label,
+                staging_root=spec.staging_root
+                if spec
+                else (staging_root(raw_name) if raw_name else None),
+                limits=limits,
+                keep_contents=keep_contents,
+                progress=progress,
+            )
+        except ArchiveError as exc:
+            raise BundleError(directory, f"cannot be read: {exc}") from exc
+        findings.extend(archive.findings)
+
+    summary = AddonSummary(
+        name=label,
+        registered_name=spec.registered_name if spec else None,
+        paths=raw_paths,
+        bundle=str(directory),
+        metadata_file=str(metadata_path) if metadata_path.is_file() else None,
+        archive_file=str(archive_path) if archive_path else None,
+        members=archive.member_count if archive else 0,
+    )
+    return Bundle(directory, label, spec, archive, summary, tuple(findings))
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    # Read one byte past the limit: enough to know it is exceeded, never the whole file.
+    with path.open("rb") as f:
+        return f.read(limit + 1)
+
+
+def addon_collisions(bundles: Sequence[Bundle]) -> tuple[list[Finding], set[tuple[str, str]]]:
+    """Paths two add-ons both claim, equal or nested, whatever their order.
+
+    Returns a finding for each side and the (add-on, path) pairs the later
+    add-on must not link (the earlier add-on's link stands).
+    """
+    findings: list[Finding] = []
+    skip: set[tuple[str, str]] = set()
+    specs = [b.spec for b in bundles if b.spec is not None]
+    for i, first in enumerate(specs):
+        for second in specs[i + 1 :]:
+            if first.name == second.name:
+                for spec, other in ((first, second), (second, first)):
+                    findings.append(
+                        Finding(
+                            "AM311",
+                            f"two bundles are named {spec.name!r}; only one add-on can be "
+                            f"registered as {spec.registered_name}",
+                            addon=spec.name,
+                            path=other.staging_root,
+                        )
+                    )
+                skip.update((second.name, p) for p in second.paths)
+                continue
+            for a in first.paths:
+                for b in second.paths:
+                    if not (is_within(a, b) or is_within(b, a)):
+                        continue
+                    relation = "the same path as" if a == b else "nested with"
+                    findings.append(
+                        Finding(
+                            "AM310",
+                            f"{a} is {relation} {b}, requested by add-on "
+                            f"{second.name!r}; only one link can stand there",
+                            addon=first.name,
+                            path=a,
+                        )
+                    )
+                    findings.append(
+                        Finding(
+                            "AM310",
+                            f"{b} is {relation} {a}, requested by add-on "
+                            f"{first.name!r}; only one link can stand there",
+                            addon=second.name,
+                            path=b,
+                        )
+                    )
+                    skip.add((second.name, b))
+    return findings, skip
+
+
+def unused_entries(bundle: Bundle) -> list[Finding]:
+    """Archive content that no requested path reaches (info)."""
+    if bundle.spec is None or bundle.archive is None or not bundle.archive.complete:
+        return []
+    wanted = [p[1:] for p in bundle.spec.paths]
+    archive = bundle.archive
+
+    def reached(name: str) -> bool:
+        return any(
+            name == w or name.startswith(w + "/") or w.startswith(name + "/") for w in wanted
+        )
+
+    unused = sorted(n for n in archive.members.keys() | archive.directories if n and not reached(n))
+    tops: list[str] = []
+    for name in unused:
+        if not tops or not name.startswith(tops[-1] + "/"):
+            tops.append(name)
+    if not tops:
+        return []
+    shown = ", ".join(
+        repr(t + ("/" if t in archive.directories else "")) for t in tops[:UNUSED_SHOWN]
+    )
+    more = f" and {len(tops) - UNUSED_SHOWN} more" if len(tops) > UNUSED_SHOWN else ""
+    return [
+        Finding(
+            "AM230",
+            f"the archive holds {shown}{more}, which no requested path reaches "
+            f"({len(unused)} entries in all)",
+            addon=bundle.spec.name,
+            source=archive.source,
+        )
+    ]
+
+
+def load_runtimes(runtime: RuntimeSpec | Iterable[RuntimeSpec] | None) -> list[RuntimeImage]:
+    """Resolve the ``runtime=`` argument of :func:`check` to runtime images."""
+    from ._runtime import load_runtime  # noqa: PLC0415 - the loaders pull in tarfile walkers
+
+    if runtime is None:
+        runtime = [DEFAULT_RUNTIME]
+    elif isinstance(runtime, str | Path | RuntimeImage):
+        runtime = [runtime]
+    images: list[RuntimeImage] = []
+    for item in runtime:
+        if isinstance(item, RuntimeImage):
+            images.append(item)
+        elif str(item) == "all":
+            from ._runtime import builtin_names, load_builtin  # noqa: PLC0415
+
+            images.extend(load_builtin(name) for name in builtin_names())
+        else:
+            images.append(load_runtime(item))
+    names = [i.name for i in images]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise RuntimeLoadError(f"runtime {duplicates[0]!r} is given more than once")
+    return images
+
+
+def check(
+    bundles: Sequence[str | Path] | str | Path,
+    runtime: RuntimeSpec | Iterable[RuntimeSpec] | None = None,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Report:
+    """Dry-run a workload start-up with *bundles* enabled, in each runtime.
+
+    *bundles* are bundle directories (metadata.json plus addon.tar.gz), all
+    enabled together. *runtime* is a built-in runtime name, a snapshot file, a
+    ``docker export`` tarball, a root directory, a :class:`RuntimeImage`, or a
+    list of those; ``"all"`` means every built-in runtime. Default: the
+    embedded default runtime.
+
+    Returns the :class:`Report`; raises :class:`CheckError` (or
+    :class:`~addon_mount.RuntimeLoadError`) only when the check cannot run.
+    """
+    if isinstance(bundles, str | Path):
+        bundles = [bundles]
+    images = load_runtimes(runtime)
+    read = [read_bundle(b, limits=limits) for b in bundles]
+    return simulate(read, images)
+
+
+def simulate(read: Sequence[Bundle], images: Sequence[RuntimeImage]) -> Report:
+    """Run the start-up of already-read bundles in each runtime image."""
+    log = get_logger()
+    findings: list[Finding] = [f for b in read for f in b.findings]
+    collisions, skip = addon_collisions(read)
+    findings.extend(collisions)
+    for bundle in read:
+        findings.extend(unused_entries(bundle))
+    staged: list[StagedAddon] = []
+    for b in read:
+        # A second bundle of the same name (AM311) is not mounted: the first one owns it.
+        if b.spec is not None and b.archive is not None and all(
+            s.spec.name != b.spec.name for s in staged
+        ):
+            staged.append(StagedAddon(b.spec, b.archive))
+    links: list[Link] = []
+    for image in images:
+        workload = Workload(image, staged)
+        workload.start(skip=frozenset(skip))
+        findings.extend(workload.findings)
+        links.extend(workload.links)
+        log.info(
+            "runtime_checked",
+            runtime=image.name,
+            links=len(workload.links),
+            findings=len(workload.findings),
+        )
+    return Report(
+        addons=tuple(b.summary for b in read),
+        runtimes=tuple(RuntimeSummary(i.name, i.description, len(i)) for i in images),
+        links=tuple(links),
+        findings=tuple(findings),
+    )

@@ -1,0 +1,274 @@
+"""The command line: ``addon-mount check``, ``explain``, ``runtimes``, ``snapshot``.
+
+The library returns a report; this module maps it to exit statuses:
+0 no error findings, 1 at least one error finding, 2 the check could not run.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, NoReturn
+
+import attrs
+import click
+import structlog
+
+from ._check import CheckError, load_runtimes, read_bundle, simulate
+from ._files import atomic_write
+from ._findings import KINDS, RULES, markdown_table
+from ._limits import DEFAULT_LIMITS, Limits
+from ._render import render_json, render_sarif, render_text
+from ._report import Report
+from ._runtime import RuntimeLoadError
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_CANNOT_RUN = 2
+
+
+def package_version() -> str:
+    try:
+        return version("addon-mount")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+class CannotRun(click.ClickException):
+    """The tool could not do its job: exit status 2, one clear line."""
+
+    exit_code = EXIT_CANNOT_RUN
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"addon-mount: error: {self.format_message()}", err=True)
+
+
+def configure_logging(log_format: str, verbosity: int) -> None:
+    """Route the library's structured events to stderr (the application's choice)."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    renderer: Any
+    if log_format == "json":
+        renderer = structlog.processors.JSONRenderer(sort_keys=True)
+    else:
+        colors = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+        renderer = structlog.dev.ConsoleRenderer(colors=colors)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        # Looked up at each event, so a replaced sys.stderr (tests) is honoured.
+        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _limit_options(func: Any) -> Any:
+    for field in reversed(attrs.fields(Limits)):
+        default = getattr(DEFAULT_LIMITS, field.name)
+        func = click.option(
+            Limits.flag(field.name),
+            field.name,
+            type=click.IntRange(min=1),
+            default=default,
+            show_default=True,
+            help=f"Limit: {field.name.replace('_', ' ')}.",
+        )(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_version(), prog_name="addon-mount")
+@click.option("--debug", is_flag=True, help="Show the full trace of an unexpected failure.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Dry-run Cloudera AI custom runtime add-ons before you register them.
+
+    Exit status: 0 no error findings, 1 error findings, 2 could not run.
+    """
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-r",
+    "--runtime",
+    "runtimes",
+    multiple=True,
+    metavar="RUNTIME",
+    help="A built-in runtime name, 'all', a snapshot file, a docker-export "
+    "tarball or a root directory. Repeat for several. "
+    "Default: the embedded default runtime.",
+)
+@click.option(
+    "-f",
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    show_default=True,
+    help="Report format.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the report to FILE (atomically) instead of stdout.",
+)
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@click.option("--strict", is_flag=True, help="Warnings fail the check too (exit 1).")
+@click.option(
+    "--color/--no-color",
+    default=None,
+    help="Force colour on or off (default: on a terminal, unless NO_COLOR is set).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default="console",
+    show_default=True,
+    help="How start-up events are written to stderr.",
+)
+@click.option(
+    "-v", "--verbose", count=True, help="Log each start-up step to stderr (-v info, -vv debug)."
+)
+@_limit_options
+@click.pass_context
+def check(
+    ctx: click.Context,
+    bundles: tuple[Path, ...],
+    runtimes: tuple[str, ...],
+    output_format: str,
+    output: Path | None,
+    force: bool,
+    strict: bool,
+    color: bool | None,
+    log_format: str,
+    verbose: int,
+    **limit_values: int,
+) -> None:
+    """Replay a workload start-up with BUNDLE... enabled and report what would break.
+
+    A BUNDLE is a directory holding metadata.json and addon.tar.gz, the two
+    files the registration call uploads. All bundles are enabled together.
+    """
+    configure_logging(log_format, verbose)
+    limits = Limits(**limit_values)
+    if output is not None and output.exists() and not force:
+        raise CannotRun(f"{str(output)!r} exists; pass --force to overwrite it")
+    try:
+        images = load_runtimes(list(runtimes) or None)
+        read = [read_bundle(b, limits=limits) for b in bundles]
+    except (CheckError, RuntimeLoadError) as exc:
+        raise CannotRun(str(exc)) from exc
+    report = simulate(read, images)
+    _emit(report, output_format, output, force=force, strict=strict, color=color)
+    failed = not report.ok or (strict and report.warnings)
+    ctx.exit(EXIT_FINDINGS if failed else EXIT_OK)
+
+
+def _emit(
+    report: Report,
+    output_format: str,
+    output: Path | None,
+    *,
+    force: bool,
+    strict: bool,
+    color: bool | None,
+) -> None:
+    if output_format == "json":
+        text = render_json(report)
+    elif output_format == "sarif":
+        text = render_sarif(report, package_version())
+    else:
+        buffer = io.StringIO()
+        target_is_terminal = output is None and sys.stdout.isatty()
+        use_color = color if color is not None else (None if target_is_terminal else False)
+        render_text(report, buffer, strict=strict, color=use_color)
+        text = buffer.getvalue()
+    if output is None:
+        # Colour was decided while rendering; click must not strip it again.
+        click.echo(text, nl=False, color=True)
+        return
+    try:
+        atomic_write(output, text.encode("utf-8"), force=force)
+    except OSError as exc:
+        raise CannotRun(f"cannot write {str(output)!r}: {exc.strerror or exc}") from exc
+
+
+@cli.command()
+@click.argument("code", required=False)
+@click.option("--markdown", is_flag=True, help="List every code as the README's Markdown table.")
+def explain(code: str | None, markdown: bool) -> int:
+    """Explain finding CODE (like AM301), or list every code."""
+    if markdown:
+        click.echo(markdown_table(), nl=False)
+        return EXIT_OK
+    if code is None:
+        for rule in RULES.values():
+            click.echo(f"{rule.code}  {rule.severity.value:<7}  {rule.kind:<17}  {rule.title}")
+        return EXIT_OK
+    found = RULES.get(code.upper())
+    if found is None:
+        raise CannotRun(f"unknown finding code {code!r}; 'addon-mount explain' lists them")
+    rule = found
+    click.echo(f"{rule.code}: {rule.title}")
+    click.echo(f"  kind:     {rule.kind} ({KINDS[rule.kind]})")
+    click.echo(f"  severity: {rule.severity.value}")
+    click.echo(f"  example:  {rule.example}")
+    click.echo(f"  fix:      {rule.hint}")
+    return EXIT_OK
+
+
+def _register_runtime_commands() -> None:
+    from ._cli_runtimes import runtimes_command, snapshot_command  # noqa: PLC0415
+
+    cli.add_command(runtimes_command)
+    cli.add_command(snapshot_command)
+
+
+_register_runtime_commands()
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Console-script entry point: run the CLI and exit with its status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or bool(os.environ.get("ADDON_MOUNT_DEBUG"))
+    try:
+        status = cli.main(args=args, prog_name="addon-mount", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("addon-mount: interrupted", err=True)
+        status = 130
+    except click.UsageError as exc:
+        exc.show()
+        status = EXIT_CANNOT_RUN
+    except click.ClickException as exc:
+        exc.show()
+        status = exc.exit_code
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error worth a message.
+        sys.stderr.close()
+        status = EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+        if debug:
+            traceback.print_exc()
+        detail = str(exc) or type(exc).__name__
+        click.echo(
+            f"addon-mount: internal error: {type(exc).__name__}: {detail} "
+            "(run with --debug for the trace)",
+            err=True,
+        )
+        status = EXIT_CANNOT_RUN
+    finally:
+        # The CLI chose the rendering; leave the process as it found it.
+        structlog.reset_defaults()
+    sys.exit(status if isinstance(status, int) else EXIT_OK)

@@ -1,0 +1,249 @@
+"""The runtime commands: ``addon-mount runtimes`` and ``addon-mount snapshot``.
+
+``runtimes`` lists the built-in catalog. ``snapshot`` records a root
+filesystem (a directory, or a ``docker export`` tarball) as a snapshot file
+that ``check --runtime`` reads, or prints ``capture.py``, the stand-alone
+script that does the same inside a session.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from . import _capture
+from ._files import atomic_write
+from ._runtime import (
+    BUILTIN_DIR,
+    DEFAULT_RUNTIME,
+    RuntimeImage,
+    RuntimeLoadError,
+    builtin_names,
+    image_from_tar,
+)
+
+CAPTURE_SCRIPT = "_capture.py"
+
+
+class CannotRun(click.ClickException):
+    """The command could not do its job: exit status 2 and one line, never a traceback.
+
+    Defined here rather than imported from ``_cli``, which imports this module
+    while it is itself being imported.
+    """
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"addon-mount: error: {self.format_message()}", err=True)
+
+
+def catalog() -> list[dict[str, object]]:
+    """The built-in runtimes: name, description, entries, default, source; sorted by name."""
+    rows: list[dict[str, object]] = []
+    for name in builtin_names():
+        # Opened without load_builtin's cache: listing should not keep every image in memory.
+        image = RuntimeImage.from_snapshot(BUILTIN_DIR / f"{name}.snap.gz")
+        try:
+            rows.append(
+                {
+                    "name": name,
+                    "description": image.description,
+                    "entries": len(image),
+                    "default": name == DEFAULT_RUNTIME,
+                    "source": image.meta.get("source", ""),
+                }
+            )
+        finally:
+            image.close()
+    return rows
+
+
+@click.command("runtimes")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="A table for people, or a JSON list for programs.",
+)
+def runtimes_command(output_format: str) -> int:
+    """List the built-in runtimes a check can run against."""
+    try:
+        rows = catalog()
+    except RuntimeLoadError as exc:
+        raise CannotRun(str(exc)) from exc
+    if output_format == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title="Built-in runtimes", title_justify="left", show_lines=True)
+    table.add_column("Name", no_wrap=True)
+    table.add_column("Entries", justify="right")
+    table.add_column("Description")
+    for row in rows:
+        label = f"{row['name']}\n(default)" if row["default"] else str(row["name"])
+        table.add_row(label, f"{row['entries']:,}", str(row["description"]))
+    Console(soft_wrap=False).print(table)
+    return 0
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int], None] | None]:
+    """A count-of-entries callback drawing on stderr, or None when stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,} entries"),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=None)
+        yield lambda count: progress.update(task, completed=count)
+
+
+def _capture_source() -> str:
+    return resources.files("addon_mount").joinpath(CAPTURE_SCRIPT).read_text(encoding="utf-8")
+
+
+def _write_failed(output: Path, exc: OSError) -> CannotRun:
+    if isinstance(exc, FileExistsError):
+        return CannotRun(f"{str(output)!r} exists; pass --force to overwrite it")
+    where = exc.filename if exc.filename is not None else str(output)
+    return CannotRun(f"cannot write {str(where)!r}: {exc.strerror or exc}")
+
+
+def _print_script(output: Path | None, force: bool) -> int:
+    source = _capture_source()
+    if output is None:
+        click.echo(source, nl=False)
+        return 0
+    try:
+        atomic_write(output, source.encode("utf-8"), force=force)
+    except OSError as exc:
+        raise _write_failed(output, exc) from exc
+    click.echo(f"wrote {output}: run it with python3 {output.name} -o runtime.snap", err=True)
+    return 0
+
+
+def _snapshot_tar(tarball: Path, output: Path, force: bool, name: str | None) -> int:
+    try:
+        image = image_from_tar(tarball, name=name)
+    except RuntimeLoadError as exc:
+        raise CannotRun(str(exc)) from exc
+    rows = ((e.path, e.type, e.mode, e.uid, e.gid, e.size, e.target) for e in image)
+    meta = {k: v for k, v in image.meta.items() if k not in ("format", "version", "entries")}
+    with _progress(f"writing {output}") as progress:
+        try:
+            count = _capture.write_snapshot(str(output), rows, meta, force=force, progress=progress)
+        except OSError as exc:
+            raise _write_failed(output, exc) from exc
+        finally:
+            image.close()
+    click.echo(f"wrote {output}: {count:,} entries from {tarball}", err=True)
+    return 0
+
+
+def _snapshot_directory(
+    root: Path, output: Path, force: bool, cross_mounts: bool, name: str | None
+) -> int:
+    with _progress(f"reading {root}") as progress:
+        try:
+            count, report = _capture.capture(
+                str(root),
+                str(output),
+                force=force,
+                cross_mounts=cross_mounts,
+                name=name,
+                progress=progress,
+            )
+        except FileExistsError as exc:
+            raise _write_failed(output, exc) from exc
+        except OSError as exc:
+            where = exc.filename if exc.filename is not None else str(root)
+            raise CannotRun(f"cannot read {str(where)!r}: {exc.strerror or exc}") from exc
+    notes = []
+    if report.unreadable:
+        notes.append(f"{len(report.unreadable)} directories could not be listed")
+    if report.not_crossed:
+        notes.append(
+            f"{len(report.not_crossed)} mount points not walked into "
+            f"({', '.join(report.not_crossed[:3])}{', ...' if len(report.not_crossed) > 3 else ''}"
+            "; --cross-mounts walks them)"
+        )
+    suffix = f"; {'; '.join(notes)}" if notes else ""
+    click.echo(f"wrote {output}: {count:,} entries from {root}{suffix}", err=True)
+    return 0
+
+
+@click.command("snapshot")
+@click.argument(
+    "root",
+    required=False,
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The snapshot file to write (with --print-script: the script file).",
+)
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@click.option(
+    "--cross-mounts",
+    is_flag=True,
+    help="Walk into other mounted filesystems too (pseudo filesystems never).",
+)
+@click.option(
+    "--from-tar",
+    "tarball",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read a 'docker export' root filesystem tarball (plain or compressed) instead.",
+)
+@click.option("--name", help="The runtime name to record (default: from OUTPUT or the source).")
+@click.option(
+    "--print-script",
+    is_flag=True,
+    help="Print capture.py, the stand-alone script that takes a snapshot inside a session.",
+)
+def snapshot_command(
+    root: Path | None,
+    output: Path | None,
+    force: bool,
+    cross_mounts: bool,
+    tarball: Path | None,
+    name: str | None,
+    print_script: bool,
+) -> int:
+    """Record the root filesystem at ROOT (default /) as a runtime snapshot file.
+
+    Only names, types, permission bits, numeric owners, sizes and link
+    targets are recorded, never file contents. /proc, /sys and /dev are kept
+    as bare directories and /home/cdsw to one level.
+    """
+    if print_script:
+        if root is not None or tarball is not None:
+            raise CannotRun("--print-script takes no ROOT or --from-tar")
+        return _print_script(output, force)
+    if output is None:
+        raise CannotRun("missing -o/--output: the snapshot file to write")
+    if tarball is not None:
+        if root is not None:
+            raise CannotRun("give ROOT or --from-tar, not both")
+        if cross_mounts:
+            raise CannotRun("--cross-mounts applies to a directory, not to --from-tar")
+        return _snapshot_tar(tarball, output, force, name)
+    return _snapshot_directory(root or Path("/"), output, force, cross_mounts, name)

@@ -1,0 +1,382 @@
+"""The finding vocabulary: every code addon-mount can report, in one place.
+
+Each rule has a stable code, a ``kind`` from a small documented vocabulary, a
+default severity, a one-line title, the fix (``hint``) and an example. The
+README's code table and ``addon-mount explain`` are generated from this module.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+import attrs
+
+
+class Severity(enum.StrEnum):
+    """How much a finding matters: errors fail the check, warnings do not."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return {"error": 0, "warning": 1, "info": 2}[self.value]
+
+
+@attrs.frozen
+class Rule:
+    """One documented finding code."""
+
+    code: str
+    kind: str
+    severity: Severity
+    title: str
+    hint: str
+    example: str
+
+
+# Kinds, with what each means. Order is the order of the pipeline.
+KINDS: Mapping[str, str] = {
+    "invalid-bundle": "the bundle directory lacks metadata.json or a single .tar.gz",
+    "invalid-metadata": "metadata.json is not the JSON object the registration API expects",
+    "invalid-name": "the add-on name breaks the product's naming rule",
+    "invalid-path": "a requested path breaks a rule every workload relies on",
+    "unsupported": "the path works but targets something the product does not support",
+    "risky-path": "the path works but lands somewhere users will not expect",
+    "invalid-archive": "addon.tar.gz is not a readable gzip-compressed tar archive",
+    "unsafe-entry": "an archive member could escape the add-on or change privileges",
+    "duplicate-entry": "the archive holds the same member more than once",
+    "unused-entry": "archive content that no requested path reaches",
+    "limit-exceeded": "the input is larger than the configured limit",
+    "missing-entry": "a requested path is not in the archive: the link would dangle",
+    "collision": "a requested path already exists in the runtime",
+    "addon-collision": "two enabled add-ons request the same or nested paths",
+    "permission-denied": "the cdsw user may not create the link or read what it points to",
+    "missing-parent": "the link's parent directory does not exist in the runtime",
+}
+
+
+def _rules(*rules: Rule) -> dict[str, Rule]:
+    table = {}
+    for rule in rules:
+        if rule.code in table:  # pragma: no cover - guards edits to this file
+            raise AssertionError(f"duplicate finding code {rule.code!r}")
+        if rule.kind not in KINDS:  # pragma: no cover - guards edits to this file
+            raise AssertionError(f"undocumented kind {rule.kind!r}")
+        table[rule.code] = rule
+    return table
+
+
+E, W, N = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+RULES: Mapping[str, Rule] = _rules(
+    # AM1xx: the bundle and its metadata.json
+    Rule(
+        "AM100",
+        "invalid-bundle",
+        E,
+        "bundle has no metadata.json",
+        "Put the metadata file the registration call uploads, named metadata.json, "
+        "in the bundle directory.",
+        "bundle/ holds only addon.tar.gz",
+    ),
+    Rule(
+        "AM101",
+        "invalid-bundle",
+        E,
+        "bundle has no single archive",
+        "Keep exactly one archive in the bundle: addon.tar.gz, or a single *.tar.gz.",
+        "bundle/ holds a.tar.gz and b.tar.gz and no addon.tar.gz",
+    ),
+    Rule(
+        "AM110",
+        "invalid-metadata",
+        E,
+        "metadata.json is not valid JSON",
+        'Save metadata.json as UTF-8 JSON: {"name": "<name>", "spec": {"paths": ["/abs/path"]}}.',
+        '{"name": "x", "spec": {"paths": ["/opt/x"],}}  (trailing comma)',
+    ),
+    Rule(
+        "AM111",
+        "invalid-metadata",
+        E,
+        "metadata.json has a wrong or missing field",
+        "Give each field the type the API expects: name a string, spec an object, "
+        "spec.paths a non-empty list of strings.",
+        '{"name": "x", "spec": {"paths": "/opt/x"}}  (paths is not a list)',
+    ),
+    Rule(
+        "AM112",
+        "invalid-metadata",
+        W,
+        "metadata.json has an unknown field",
+        "Remove the field: the registration API ignores it, so it does nothing.",
+        '{"name": "x", "version": "1", "spec": {"paths": ["/opt/x"]}}',
+    ),
+    Rule(
+        "AM120",
+        "invalid-name",
+        E,
+        "add-on name breaks the naming rule",
+        "Use 1 to 35 characters from a-z, 0-9, '_' and '-'. A registered name is "
+        "burnt forever, so choose it before registering.",
+        '"name": "My.Addon"',
+    ),
+    Rule(
+        "AM130",
+        "invalid-path",
+        E,
+        "path is not absolute",
+        "Write the path the workload sees, starting with '/'.",
+        '"paths": ["usr/bin/tool"]',
+    ),
+    Rule(
+        "AM131",
+        "invalid-path",
+        E,
+        "path ends with '/'",
+        "Drop the trailing '/': the product rejects it and the link is the path itself.",
+        '"paths": ["/opt/tool/"]',
+    ),
+    Rule(
+        "AM132",
+        "invalid-path",
+        E,
+        "path is not normalized",
+        "Remove '.', '..' and repeated '/' so the path names one place.",
+        '"paths": ["/opt/../usr//bin/tool"]',
+    ),
+    Rule(
+        "AM133",
+        "invalid-path",
+        E,
+        "path is listed twice",
+        "List each path once.",
+        '"paths": ["/opt/tool", "/opt/tool"]',
+    ),
+    Rule(
+        "AM134",
+        "invalid-path",
+        E,
+        "path is nested inside another path of the add-on",
+        "Request only the outer path: the inner one already comes through its link.",
+        '"paths": ["/opt/tool", "/opt/tool/bin"]',
+    ),
+    Rule(
+        "AM135",
+        "invalid-path",
+        E,
+        "path is in a location the platform owns",
+        "Choose a path outside /runtime-addons, /proc, /sys and /dev; the platform "
+        "mounts over those.",
+        '"paths": ["/runtime-addons/tool"]',
+    ),
+    Rule(
+        "AM136",
+        "invalid-path",
+        E,
+        "path is the root directory",
+        "Request a path below '/': the root always exists.",
+        '"paths": ["/"]',
+    ),
+    Rule(
+        "AM140",
+        "risky-path",
+        W,
+        "path is in the project volume",
+        "Choose a path outside /home/cdsw: the project's files are mounted there, so the "
+        "link would appear among users' files or collide with them.",
+        '"paths": ["/home/cdsw/tool"]',
+    ),
+    Rule(
+        "AM141",
+        "unsupported",
+        W,
+        "path injects a Python or R library",
+        "Build a custom runtime instead: injecting Python or R libraries through an "
+        "add-on is not supported.",
+        '"paths": ["/usr/local/lib/python3.10/site-packages/mylib"]',
+    ),
+    # AM2xx: the archive
+    Rule(
+        "AM200",
+        "invalid-archive",
+        E,
+        "archive is not gzip-compressed",
+        "Create it with 'tar -czf addon.tar.gz <top-level dirs>': the platform expects gzip.",
+        "addon.tar.gz is really a plain tar, or bzip2, xz, zstd or zip",
+    ),
+    Rule(
+        "AM201",
+        "invalid-archive",
+        E,
+        "archive is truncated or corrupt",
+        "Create the archive again and compare its checksum with the copy you upload.",
+        "the upload stopped half way: unexpected end of data in member usr/bin/tool",
+    ),
+    Rule(
+        "AM210",
+        "unsafe-entry",
+        E,
+        "member name escapes the add-on root",
+        "Create the archive from inside the root, with relative names: "
+        "'tar -C root -czf addon.tar.gz usr opt'.",
+        "member '/etc/passwd' or '../../etc/passwd'",
+    ),
+    Rule(
+        "AM211",
+        "unsafe-entry",
+        E,
+        "link member points outside the add-on",
+        "Make the link relative and keep its target inside the archive.",
+        "member 'opt/tool/lib' -> '../../../etc'",
+    ),
+    Rule(
+        "AM212",
+        "unsafe-entry",
+        W,
+        "symlink member points into the runtime",
+        "The link works only in runtimes that have its target; ship the target in "
+        "the archive, or check it exists in every runtime.",
+        "member 'opt/tool/java' -> '/usr/lib/jvm/default-java'",
+    ),
+    Rule(
+        "AM213",
+        "unsafe-entry",
+        E,
+        "member is a device, FIFO or socket",
+        "Remove it: an add-on can only carry files, directories and links.",
+        "member 'opt/tool/null' is a character device",
+    ),
+    Rule(
+        "AM214",
+        "unsafe-entry",
+        E,
+        "member is setuid or setgid",
+        "Clear the bit ('chmod u-s,g-s'): an add-on must not raise privileges.",
+        "member 'usr/bin/tool' has mode 4755",
+    ),
+    Rule(
+        "AM220",
+        "duplicate-entry",
+        W,
+        "member appears more than once",
+        "Create the archive again from one tree; extractors keep only the last copy.",
+        "'usr/bin/tool' appears twice",
+    ),
+    Rule(
+        "AM230",
+        "unused-entry",
+        N,
+        "archive content no requested path reaches",
+        "Request a path that covers it, or leave it out of the archive.",
+        "archive has opt/extra/ but paths only name /opt/tool",
+    ),
+    Rule(
+        "AM240",
+        "limit-exceeded",
+        E,
+        "archive exceeds a limit",
+        "Make the archive smaller, or raise the limit with the flag the message names "
+        "if the size is intended.",
+        "more than 1,000,000 members",
+    ),
+    Rule(
+        "AM241",
+        "limit-exceeded",
+        E,
+        "metadata exceeds a limit",
+        "Make metadata.json smaller, or raise the limit with the flag the message names.",
+        "more than 1,000 paths",
+    ),
+    # AM3xx: the simulated workload start-up
+    Rule(
+        "AM300",
+        "missing-entry",
+        E,
+        "requested path is not in the archive",
+        "Add the path to the archive under its name without the leading '/', or "
+        "remove it from spec.paths: a dangling link breaks every workload.",
+        '"/usr/bin/tool" requested but the archive has no usr/bin/tool',
+    ),
+    Rule(
+        "AM301",
+        "collision",
+        E,
+        "path already exists in the runtime",
+        "Choose a path the runtime does not have (for example under /opt/<addon>), or "
+        "ship the content under a new name.",
+        '"/usr/bin/python3": the runtime already has a file there',
+    ),
+    Rule(
+        "AM302",
+        "collision",
+        E,
+        "a parent of the path is not a directory in the runtime",
+        "Choose a path whose parents are directories in every runtime.",
+        '"/usr/bin/python3/extra": /usr/bin/python3 is a file',
+    ),
+    Rule(
+        "AM310",
+        "addon-collision",
+        E,
+        "two add-ons request the same or nested paths",
+        "Give each add-on its own paths; only one link can stand at a path.",
+        'add-on a requests "/opt/tool", add-on b requests "/opt/tool/bin"',
+    ),
+    Rule(
+        "AM311",
+        "addon-collision",
+        E,
+        "add-on name is already taken",
+        "Choose another name: a registered name can never be reused, even after the "
+        "add-on is disabled.",
+        'two bundles named "tool", or the runtime already mounts custom-addon-tool',
+    ),
+    Rule(
+        "AM320",
+        "permission-denied",
+        E,
+        "cdsw may not create the link",
+        "Choose a path under a directory cdsw owns (/usr, /opt, /etc, /bin, /sbin "
+        "and their subdirectories in Cloudera runtimes).",
+        '"/var/lib/tool": /var/lib is root\'s, mode 755',
+    ),
+    Rule(
+        "AM321",
+        "permission-denied",
+        E,
+        "cdsw may not read what the link points to",
+        "Make the content readable by all in the archive ('chmod -R a+rX' before tar): "
+        "the archive keeps its modes and owners, and cdsw is not the owner.",
+        '"/opt/tool/key.pem" has mode 600 owned by uid 0',
+    ),
+    Rule(
+        "AM330",
+        "missing-parent",
+        W,
+        "the link's parent directory does not exist",
+        "Choose a path whose parent exists in the runtime; cdsw could create it here, "
+        "but the product does not promise to.",
+        '"/opt/vendor/tool": /opt/vendor does not exist',
+    ),
+)
+
+
+def rule(code: str) -> Rule:
+    """Return the rule for *code*; raise ``KeyError`` for an unknown code."""
+    return RULES[code]
+
+
+def markdown_table() -> str:
+    """The code table the README shows, generated from :data:`RULES`."""
+    lines = [
+        "| code | kind | severity | what | example | fix |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in RULES.values():
+        cells = [r.code, r.kind, r.severity.value, r.title, r.example, r.hint]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"

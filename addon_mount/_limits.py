@@ -1,0 +1,45 @@
+"""Resource limits: every input is read in bounded time and memory.
+
+Each limit is documented in the README's "Limits" table and can be raised or
+lowered from the command line (the flag is named in the finding's message).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import attrs
+
+KIB: Final = 1024
+MIB: Final = 1024 * KIB
+GIB: Final = 1024 * MIB
+
+
+@attrs.frozen
+class Limits:
+    """Upper bounds on what one check reads. Exceeding one is a finding, not a crash."""
+
+    #: Sum of member sizes, uncompressed (--max-total-bytes).
+    max_total_bytes: int = 8 * GIB
+    #: Size of one member, uncompressed (--max-member-bytes).
+    max_member_bytes: int = 4 * GIB
+    #: Members in one archive (--max-members).
+    max_members: int = 1_000_000
+    #: Length of a member name or requested path, in bytes (--max-path-length).
+    max_path_length: int = 4096
+    #: Components in a member name or requested path (--max-path-depth).
+    max_path_depth: int = 128
+    #: Size of metadata.json (--max-metadata-bytes).
+    max_metadata_bytes: int = 1 * MIB
+    #: Entries in spec.paths (--max-paths).
+    max_paths: int = 1000
+    #: How deep metadata.json may nest arrays and objects.
+    max_json_depth: int = 32
+
+    #: flag name for each field, for messages and the CLI.
+    @staticmethod
+    def flag(field: str) -> str:
+        return "--" + field.replace("_", "-")
+
+
+DEFAULT_LIMITS: Final = Limits()

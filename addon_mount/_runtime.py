@@ -1,0 +1,563 @@
+"""The runtime image: an indexed, lazily read model of a runtime's root filesystem.
+
+A runtime is held as a snapshot: an SQLite database with one row per
+filesystem entry (path, type, mode, owner, size, link target; never file
+contents). A check looks up only the paths it needs, so a 250k-entry runtime
+costs no more than a small one. The format is documented in
+``docs/snapshot-format.md`` and versioned by the ``meta`` table.
+"""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import os
+import posixpath
+import sqlite3
+import stat
+import tarfile
+import urllib.parse
+import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Final
+
+import attrs
+
+from . import _capture
+from ._log import get_logger
+
+SNAPSHOT_FORMAT: Final = "addon-mount-snapshot"
+SNAPSHOT_VERSION: Final = 1
+
+# The schema is part of the snapshot format: keep docs/snapshot-format.md in step.
+SCHEMA: Final = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE entries (
+    path   TEXT PRIMARY KEY,
+    parent TEXT NOT NULL,
+    type   TEXT NOT NULL,
+    mode   INTEGER NOT NULL,
+    uid    INTEGER NOT NULL,
+    gid    INTEGER NOT NULL,
+    size   INTEGER NOT NULL DEFAULT 0,
+    target TEXT
+) WITHOUT ROWID;
+CREATE INDEX entries_by_parent ON entries (parent, path);
+"""
+
+# Entry types, one letter each, as `ls -l` shows them.
+DIRECTORY: Final = "d"
+FILE: Final = "f"
+SYMLINK: Final = "l"
+CHAR_DEVICE: Final = "c"
+BLOCK_DEVICE: Final = "b"
+FIFO: Final = "p"
+SOCKET: Final = "s"
+ENTRY_TYPES: Final = frozenset({DIRECTORY, FILE, SYMLINK, CHAR_DEVICE, BLOCK_DEVICE, FIFO, SOCKET})
+
+_TYPE_BITS: Final = {
+    DIRECTORY: stat.S_IFDIR,
+    FILE: stat.S_IFREG,
+    SYMLINK: stat.S_IFLNK,
+    CHAR_DEVICE: stat.S_IFCHR,
+    BLOCK_DEVICE: stat.S_IFBLK,
+    FIFO: stat.S_IFIFO,
+    SOCKET: stat.S_IFSOCK,
+}
+
+
+class RuntimeLoadError(Exception):
+    """A runtime could not be loaded; the check cannot run.
+
+    ``source`` is what was asked for (a name or a path) and ``reason`` why it
+    failed, when the error concerns one source.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.source = source
+        self.reason = reason
+
+    @staticmethod
+    def for_source(source: str | Path, reason: str) -> RuntimeLoadError:
+        """``cannot load runtime '<source>': <reason>``."""
+        return RuntimeLoadError(
+            f"cannot load runtime {str(source)!r}: {reason}", source=str(source), reason=reason
+        )
+
+
+class SnapshotError(RuntimeLoadError):
+    """A snapshot file is unreadable, of another format, or of an unknown version."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(
+            f"cannot read runtime snapshot {source!r}: {reason}", source=source, reason=reason
+        )
+
+
+class TarballError(RuntimeLoadError):
+    """A root filesystem tarball is unreadable or not a tar archive."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(
+            f"cannot read runtime tarball {source!r}: {reason}", source=source, reason=reason
+        )
+
+
+def type_of_mode(st_mode: int) -> str:
+    """The one-letter entry type for a ``st_mode``."""
+    for letter, bits in _TYPE_BITS.items():
+        if stat.S_IFMT(st_mode) == bits:
+            return letter
+    return FILE
+
+
+def parent_of(path: str) -> str:
+    """The parent of an absolute normalized path; the root is its own parent."""
+    return posixpath.dirname(path) if path != "/" else "/"
+
+
+@attrs.frozen
+class Entry:
+    """One filesystem entry of a runtime. ``mode`` holds the permission bits only."""
+
+    path: str
+    type: str
+    mode: int
+    uid: int = 0
+    gid: int = 0
+    size: int = 0
+    target: str | None = None
+
+    @property
+    def st_mode(self) -> int:
+        return _TYPE_BITS[self.type] | self.mode
+
+    @property
+    def is_dir(self) -> bool:
+        return self.type == DIRECTORY
+
+    @property
+    def is_symlink(self) -> bool:
+        return self.type == SYMLINK
+
+    def row(self) -> tuple[str, str, str, int, int, int, int, str | None]:
+        return (
+            self.path,
+            parent_of(self.path),
+            self.type,
+            self.mode,
+            self.uid,
+            self.gid,
+            self.size,
+            self.target,
+        )
+
+
+def _entry(row: tuple[str, str, int, int, int, int, str | None]) -> Entry:
+    return Entry(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
+
+
+# A constant, never built from input: every query adds only a fixed clause and parameters.
+_SELECT: Final = "SELECT path, type, mode, uid, gid, size, target FROM entries"
+
+
+class RuntimeImage:
+    """A runtime's filesystem, read on demand from an SQLite snapshot.
+
+    Build one with :meth:`from_snapshot`, :meth:`from_builtin`,
+    :meth:`from_entries` or :func:`addon_mount.load_runtime`.
+    """
+
+    def __init__(self, db: sqlite3.Connection, *, source: str) -> None:
+        self._db = db
+        self.source = source
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("format") != SNAPSHOT_FORMAT:
+            raise SnapshotError(source, f"not an {SNAPSHOT_FORMAT} file")
+        version = meta.get("version", "")
+        if version != str(SNAPSHOT_VERSION):
+            raise SnapshotError(
+                source, f"snapshot format version {version!r}, expected {SNAPSHOT_VERSION}"
+            )
+        self.meta: dict[str, str] = meta
+        self.name: str = meta.get("name") or Path(source).name
+        self.description: str = meta.get("description", "")
+        count = meta.get("entries")
+        self._count = int(count) if count and count.isdigit() else None
+
+    # -- constructors --------------------------------------------------------
+
+    @classmethod
+    def from_snapshot(cls, path: str | Path) -> RuntimeImage:
+        """Open a snapshot file (plain or gzip-compressed SQLite), read-only."""
+        path = Path(path)
+        try:
+            with path.open("rb") as f:
+                head = f.read(16)
+        except OSError as exc:
+            raise SnapshotError(str(path), exc.strerror or str(exc)) from exc
+        if head[:2] == b"\x1f\x8b":
+            try:
+                with gzip.open(path, "rb") as f:
+                    return cls.from_bytes(f.read(), source=str(path))
+            except (OSError, EOFError) as exc:
+                raise SnapshotError(str(path), f"corrupt gzip data: {exc}") from exc
+        if head != b"SQLite format 3\x00":
+            raise SnapshotError(str(path), "not an SQLite database")
+        # immutable=1: the file is never written, and no journal is created beside it.
+        # The path is quoted: '?', '#' and '%' are legal in file names, not in URIs.
+        uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro&immutable=1"
+        db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            return cls(db, source=str(path))
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise SnapshotError(str(path), str(exc)) from exc
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, source: str) -> RuntimeImage:
+        """Open a snapshot held in memory (an uncompressed SQLite database image)."""
+        db = sqlite3.connect(":memory:", check_same_thread=False)
+        try:
+            db.deserialize(data)
+            return cls(db, source=source)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise SnapshotError(source, str(exc)) from exc
+
+    @classmethod
+    def from_builtin(cls, name: str) -> RuntimeImage:
+        """Open the built-in runtime *name* (see :func:`builtin_names`)."""
+        return load_builtin(name)
+
+    @classmethod
+    def from_entries(
+        cls,
+        entries: Iterable[Entry],
+        *,
+        name: str,
+        description: str = "",
+        source: str | None = None,
+        extra_meta: dict[str, str] | None = None,
+    ) -> RuntimeImage:
+        """Build an in-memory runtime from entries (parents need not be listed).
+
+        Missing parent directories are added as root-owned, mode 755, as
+        ``tar`` does on extraction.
+        """
+        db = new_snapshot_db(":memory:")
+        count = write_entries(db, entries)
+        meta = {"name": name, "description": description, **(extra_meta or {})}
+        return cls._finish(db, meta, count, source or f"<{name}>")
+
+    @classmethod
+    def _finish(
+        cls, db: sqlite3.Connection, meta: dict[str, str], count: int, source: str
+    ) -> RuntimeImage:
+        meta = {**meta, "entries": str(count)}
+        db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", sorted(meta.items()))
+        db.commit()
+        return cls(db, source=source)
+
+    # -- queries -------------------------------------------------------------
+
+    def get(self, path: str) -> Entry | None:
+        """The entry at *path* exactly (symlinks are not followed), or ``None``."""
+        row = self._db.execute(_SELECT + " WHERE path = ?", (path,)).fetchone()
+        return _entry(row) if row else None
+
+    def children(self, path: str) -> list[Entry]:
+        """The entries directly inside directory *path*, sorted by name."""
+        rows = self._db.execute(
+            _SELECT + " WHERE parent = ? AND path != '/' ORDER BY path", (path,)
+        ).fetchall()
+        return [_entry(r) for r in rows]
+
+    def __iter__(self) -> Iterator[Entry]:
+        """Every entry, parents before children."""
+        for row in self._db.execute(_SELECT + " ORDER BY path"):
+            yield _entry(row)
+
+    def __len__(self) -> int:
+        if self._count is None:
+            self._count = self._db.execute("SELECT count(*) FROM entries").fetchone()[0]
+        return self._count
+
+    def __repr__(self) -> str:
+        return f"<RuntimeImage {self.name!r} from {self.source!r}>"
+
+    def serialize(self) -> bytes:
+        """The snapshot as an SQLite database image."""
+        return self._db.serialize()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def new_snapshot_db(target: str) -> sqlite3.Connection:
+    """Create an empty snapshot database at *target* (a path or ``:memory:``)."""
+    db = sqlite3.connect(target, check_same_thread=False)
+    db.executescript(SCHEMA)
+    db.executemany(
+        "INSERT INTO meta VALUES (?, ?)",
+        [("format", SNAPSHOT_FORMAT), ("version", str(SNAPSHOT_VERSION))],
+    )
+    return db
+
+
+def write_entries(db: sqlite3.Connection, entries: Iterable[Entry]) -> int:
+    """Insert *entries*, adding missing parents; a later entry replaces an earlier one.
+
+    Returns the number of entries in the table afterwards.
+    """
+    seen_dirs: set[str] = set()
+    rows: list[tuple[str, str, str, int, int, int, int, str | None]] = []
+
+    def flush() -> None:
+        db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        rows.clear()
+
+    db.execute("INSERT OR IGNORE INTO entries VALUES ('/', '/', 'd', 493, 0, 0, 0, NULL)")
+    seen_dirs.add("/")
+    for entry in entries:
+        parent = parent_of(entry.path)
+        missing = []
+        while parent not in seen_dirs:
+            missing.append(parent)
+            seen_dirs.add(parent)
+            parent = parent_of(parent)
+        for directory in reversed(missing):
+            rows.append((directory, parent_of(directory), DIRECTORY, 0o755, 0, 0, 0, None))
+        if entry.is_dir:
+            seen_dirs.add(entry.path)
+        rows.append(entry.row())
+        if len(rows) >= 10_000:
+            flush()
+    flush()
+    count: int = db.execute("SELECT count(*) FROM entries").fetchone()[0]
+    return count
+
+
+BUILTIN_DIR: Final = Path(__file__).parent / "_runtimes"
+DEFAULT_RUNTIME: Final = "cml-workbench-python"
+
+
+def builtin_names() -> list[str]:
+    """The names of the built-in runtimes, sorted."""
+    return sorted(p.name.removesuffix(".snap.gz") for p in BUILTIN_DIR.glob("*.snap.gz"))
+
+
+_BUILTIN_CACHE: dict[str, bytes] = {}
+
+
+def load_builtin(name: str) -> RuntimeImage:
+    """Open the built-in runtime *name*; its decompressed image is cached per process."""
+    data = _BUILTIN_CACHE.get(name)
+    if data is None:
+        names = builtin_names()
+        # Checked against the list, not the file system: a name is never a path.
+        if name not in names:
+            known = ", ".join(names) or "none"
+            raise RuntimeLoadError.for_source(
+                name, f"no built-in runtime has that name (built-in: {known})"
+            )
+        data = gzip.decompress((BUILTIN_DIR / f"{name}.snap.gz").read_bytes())
+        _BUILTIN_CACHE[name] = data
+    return RuntimeImage.from_bytes(data, source=f"builtin:{name}")
+
+
+# -- loading a runtime from whatever the user names ------------------------------
+
+BUILTIN_PREFIX: Final = "builtin:"
+_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+_ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
+# tarfile's "r|*" reads these compressions itself.
+_TAR_COMPRESSIONS: Final = (b"BZh", b"\xfd7zXZ\x00")
+_NOT_A_RUNTIME: Final = (
+    "not a runtime snapshot (SQLite, plain or gzipped), a root filesystem tarball "
+    "(docker export, plain or compressed) or a directory"
+)
+
+
+def load_runtime(spec: str | Path, *, cross_mounts: bool = False) -> RuntimeImage:
+    """Open the runtime *spec* names, whatever kind of source it is.
+
+    *spec* is, in this order: ``builtin:NAME`` or the name of a built-in
+    runtime (a :class:`~pathlib.Path` never is); a directory holding a root
+    filesystem (walked with ``lstat``, see :func:`image_from_directory`); a
+    snapshot file, plain or gzipped SQLite; or a ``docker export`` tarball,
+    plain or compressed. Files are told apart by their first bytes, not their
+    names. Raises :class:`RuntimeLoadError` naming *spec* and the reason.
+    """
+    if isinstance(spec, str):
+        if spec.startswith(BUILTIN_PREFIX):
+            return load_builtin(spec[len(BUILTIN_PREFIX) :])
+        if spec in builtin_names():
+            return load_builtin(spec)
+    path = Path(spec)
+    try:
+        st = path.stat()
+    except FileNotFoundError as exc:
+        reason = "no such file or directory"
+        if isinstance(spec, str) and "/" not in spec and os.sep not in spec:
+            known = ", ".join(builtin_names()) or "none"
+            reason = f"no such file or directory, nor a built-in runtime (built-in: {known})"
+        raise RuntimeLoadError.for_source(spec, reason) from exc
+    except OSError as exc:
+        raise RuntimeLoadError.for_source(spec, exc.strerror or str(exc)) from exc
+    if stat.S_ISDIR(st.st_mode):
+        image = image_from_directory(path, cross_mounts=cross_mounts)
+    elif not stat.S_ISREG(st.st_mode):
+        raise RuntimeLoadError.for_source(spec, "not a regular file or a directory")
+    elif _sniff(path) == "snapshot":
+        image = RuntimeImage.from_snapshot(path)
+    else:
+        image = image_from_tar(path)
+    get_logger().debug("runtime_loaded", source=str(path), name=image.name, entries=len(image))
+    return image
+
+
+def _looks_like_tar(block: bytes) -> bool:
+    if len(block) < tarfile.BLOCKSIZE:
+        return False
+    if block[257:262] == b"ustar":
+        return True
+    try:  # old (v7) archives have no magic, only a header checksum
+        tarfile.TarInfo.frombuf(block[: tarfile.BLOCKSIZE], "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
+
+
+def _sniff(path: Path) -> str:
+    """``"snapshot"`` or ``"tar"``, from the first bytes of *path*."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(tarfile.BLOCKSIZE)
+        if head.startswith(_GZIP_MAGIC):
+            with gzip.open(path, "rb") as g:
+                head = g.read(tarfile.BLOCKSIZE)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise RuntimeLoadError.for_source(path, f"unreadable: {exc}") from exc
+    if not head:
+        raise RuntimeLoadError.for_source(path, "the file is empty")
+    if head.startswith(_SQLITE_MAGIC):
+        return "snapshot"
+    if head.startswith(_TAR_COMPRESSIONS) or _looks_like_tar(head):
+        return "tar"
+    if head.startswith(_ZSTD_MAGIC):
+        raise RuntimeLoadError.for_source(
+            path, "zstd-compressed, which Python's tarfile cannot read; decompress it first"
+        )
+    raise RuntimeLoadError.for_source(path, _NOT_A_RUNTIME)
+
+
+def _member_path(name: str) -> str:
+    # docker export writes "etc/passwd"; tar -C root . writes "./etc/passwd".
+    return _capture.text(posixpath.normpath("/" + name.lstrip("/")))
+
+
+def tar_entries(tar: tarfile.TarFile) -> Iterator[Entry]:
+    """The entries of a root filesystem tarball, streamed; nothing is extracted.
+
+    Numeric owners and permission bits are taken as recorded; a hard link is
+    recorded as a regular file of its target's size. Members outside the
+    capture policy (inside ``/proc``, ``/sys``, ``/dev``, deep in
+    ``/home/cdsw``) are skipped, as a directory walk would skip them.
+    """
+    sizes: dict[str, int] = {}
+    seen: set[str] = set()
+    for member in tar:
+        path = _member_path(member.name)
+        if not _capture.is_recorded(path):
+            # The member still shows that its nearest recorded ancestor exists (a
+            # walk would list /home/cdsw/x for /home/cdsw/x/y); a real entry for
+            # that ancestor, earlier or later, wins.
+            ancestor = parent_of(path)
+            while not _capture.is_recorded(ancestor):
+                ancestor = parent_of(ancestor)
+            if ancestor not in seen:
+                seen.add(ancestor)
+                yield Entry(ancestor, DIRECTORY, 0o755)
+            continue
+        seen.add(path)
+        size = 0
+        target = None
+        if member.isdir():
+            kind = DIRECTORY
+        elif member.issym():
+            kind, target = SYMLINK, _capture.text(member.linkname)
+        elif member.islnk():
+            kind, size = FILE, sizes.get(_member_path(member.linkname), member.size)
+        elif member.isreg():
+            kind, size = FILE, member.size
+            sizes[path] = size
+        elif member.ischr():
+            kind = CHAR_DEVICE
+        elif member.isblk():
+            kind = BLOCK_DEVICE
+        elif member.isfifo():
+            kind = FIFO
+        else:
+            continue  # no other member type names a filesystem entry
+        yield Entry(path, kind, member.mode & 0o7777, member.uid, member.gid, size, target)
+
+
+def _tar_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz", ".tgz", ".bz2", ".xz", ".tar"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+    return name
+
+
+def image_from_tar(path: str | Path, *, name: str | None = None) -> RuntimeImage:
+    """Read a root filesystem tarball (``docker export``; plain, gzip, bzip2 or xz).
+
+    The archive is streamed once and nothing is written to disk. Raises
+    :class:`TarballError` if it cannot be read as a tar archive.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
+            db = new_snapshot_db(":memory:")
+            count = write_entries(db, tar_entries(tar))
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise TarballError(str(path), reason or type(exc).__name__) from exc
+    meta = {
+        "name": name or _tar_name(path),
+        "description": f"Root filesystem read from the tarball {path.name!r}",
+        "source": str(path),
+    }
+    return RuntimeImage._finish(db, meta, count, str(path))
+
+
+def image_from_directory(
+    root: str | Path, *, cross_mounts: bool = False, name: str | None = None
+) -> RuntimeImage:
+    """Read the root filesystem laid out under directory *root*, with ``lstat`` only.
+
+    The walk is :func:`addon_mount._capture.walk`, the one ``capture.py``
+    uses: ``/proc``, ``/sys`` and ``/dev`` are kept as bare directories,
+    ``/home/cdsw`` to one level, and other mounts are not walked into unless
+    *cross_mounts*. Raises :class:`RuntimeLoadError` if *root* cannot be read.
+    """
+    source = str(root)
+    report = _capture.WalkReport()
+    try:
+        rows = _capture.walk(source, cross_mounts=cross_mounts, report=report)
+        db = new_snapshot_db(":memory:")
+        count = write_entries(db, (Entry(*row) for row in rows))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise RuntimeLoadError(
+            f"cannot read runtime directory {source!r}: {reason}", source=source, reason=reason
+        ) from exc
+    meta = _capture.snapshot_meta(
+        source, name=name, description=None, cross_mounts=cross_mounts, report=report
+    )
+    return RuntimeImage._finish(db, meta, count, source)

@@ -1,0 +1,184 @@
+"""Generate fixtures/: the docs' example bundle and one broken bundle per finding kind.
+
+Deterministic (fixed times, owners and gzip header); ``--check`` compares the
+committed files with a fresh generation (archives by their uncompressed bytes,
+so a different zlib build does not matter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from addon_mount._builders import MemberSpec, tar_bytes, targz
+from addon_mount._builders import metadata_json as metadata
+
+ROOT = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+TOOL: list[MemberSpec] = [
+    ("opt/tool", "d", 0o755, ""),
+    ("opt/tool/bin", "d", 0o755, ""),
+    ("opt/tool/bin/run", "f", 0o755, "#!/bin/sh\necho tool\n"),
+    ("opt/tool/README", "f", 0o644, "the tool\n"),
+]
+
+
+def bundles() -> dict[str, dict[str, bytes]]:
+    """Every fixture bundle: directory (relative to fixtures/) -> file name -> bytes."""
+    docs = [
+        ("usr", "d", 0o755, ""),
+        ("usr/bin", "d", 0o755, ""),
+        ("usr/bin/custom_folder", "d", 0o755, ""),
+        ("usr/bin/custom_folder/hello.sh", "f", 0o755, "#!/bin/sh\necho hello from the add-on\n"),
+        ("usr/bin/custom_folder/README.txt", "f", 0o644, "A folder exposed by an add-on.\n"),
+        ("usr/custom_file", "f", 0o644, "custom file contents\n"),
+    ]
+    tool = targz(TOOL)
+    b: dict[str, dict[str, bytes]] = {
+        "docs-example": {
+            "metadata.json": metadata(
+                "docs-example", ["/usr/bin/custom_folder", "/usr/custom_file"]
+            ),
+            "addon.tar.gz": targz(docs),
+        },
+        # -- one broken bundle per finding kind ------------------------------------
+        "broken/invalid-bundle": {"metadata.json": metadata("no-archive", ["/opt/tool"])},
+        "broken/invalid-metadata": {
+            "metadata.json": b'{"name": "tool", "spec": {"paths": "/opt/tool"}}\n',
+            "addon.tar.gz": tool,
+        },
+        "broken/invalid-name": {
+            "metadata.json": metadata("Oracle.Driver", ["/opt/tool"]),
+            "addon.tar.gz": tool,
+        },
+        "broken/invalid-path": {
+            "metadata.json": metadata("relative-path", ["opt/tool", "/opt/tool/"]),
+            "addon.tar.gz": tool,
+        },
+        "broken/unsupported": {
+            # Links fine (cdsw owns /usr/lib) but injects an R library: not supported.
+            "metadata.json": metadata("rlib", ["/usr/lib/R"]),
+            "addon.tar.gz": targz(
+                [
+                    ("usr/lib/R/library/mypkg", "d", 0o755, ""),
+                    ("usr/lib/R/library/mypkg/DESCRIPTION", "f", 0o644, "Package: mypkg\n"),
+                ]
+            ),
+        },
+        "broken/risky-path": {
+            "metadata.json": metadata("in-project", ["/home/cdsw/.tool"]),
+            "addon.tar.gz": targz([("home/cdsw/.tool", "f", 0o644, "settings\n")]),
+        },
+        "broken/invalid-archive": {
+            "metadata.json": metadata("plain-tar", ["/opt/tool"]),
+            # An uncompressed tar named .tar.gz: the usual slip with 'tar -cf'.
+            "addon.tar.gz": tar_bytes(TOOL),
+        },
+        "broken/unsafe-entry": {
+            "metadata.json": metadata("escape", ["/opt/tool"]),
+            "addon.tar.gz": targz(
+                [
+                    *TOOL,
+                    ("opt/tool/../../../etc/cron.d/evil", "f", 0o644, "* * * * * root true\n"),
+                    ("opt/tool/java", "l", 0o777, "/usr/lib/jvm/default-java"),
+                ]
+            ),
+        },
+        "broken/duplicate-entry": {
+            "metadata.json": metadata("twice", ["/opt/tool"]),
+            "addon.tar.gz": targz([*TOOL, ("opt/tool/README", "f", 0o644, "second copy\n")]),
+        },
+        "broken/unused-entry": {
+            "metadata.json": metadata("extra-content", ["/opt/tool"]),
+            "addon.tar.gz": targz(
+                [*TOOL, ("opt/extra", "d", 0o755, ""), ("opt/extra/notes", "f", 0o644, "unused\n")]
+            ),
+        },
+        "broken/limit-exceeded": {
+            "metadata.json": metadata("many-paths", [f"/opt/tool{i}" for i in range(1001)]),
+            "addon.tar.gz": tool,
+        },
+        "broken/missing-entry": {
+            "metadata.json": metadata("wrong-layout", ["/opt/tool"]),
+            # The classic slip: archived from inside /opt, so the layout lacks 'opt/'.
+            "addon.tar.gz": targz(
+                [(name.removeprefix("opt/"), kind, mode, data) for name, kind, mode, data in TOOL]
+            ),
+        },
+        "broken/collision": {
+            "metadata.json": metadata("profile", ["/etc/profile.d"]),
+            "addon.tar.gz": targz(
+                [
+                    ("etc/profile.d", "d", 0o755, ""),
+                    ("etc/profile.d/tool.sh", "f", 0o644, "export TOOL_HOME=/opt/tool\n"),
+                ]
+            ),
+        },
+        "broken/addon-collision/first": {
+            "metadata.json": metadata("tool-a", ["/opt/tool"]),
+            "addon.tar.gz": tool,
+        },
+        "broken/addon-collision/second": {
+            "metadata.json": metadata("tool-b", ["/opt/tool/bin"]),
+            "addon.tar.gz": tool,
+        },
+        "broken/permission-denied": {
+            "metadata.json": metadata("locked", ["/var/lib/tool", "/opt/secret.pem"]),
+            "addon.tar.gz": targz(
+                [
+                    ("var/lib/tool", "f", 0o644, "state\n"),
+                    ("opt/secret.pem", "f", 0o600, "-----BEGIN PRIVATE KEY-----\n"),
+                ]
+            ),
+        },
+        "broken/missing-parent": {
+            "metadata.json": metadata("vendor", ["/opt/vendor/tool"]),
+            "addon.tar.gz": targz(
+                [
+                    ("opt/vendor/tool", "d", 0o755, ""),
+                    ("opt/vendor/tool/run", "f", 0o755, "#!/bin/sh\n"),
+                ]
+            ),
+        },
+    }
+    return b
+
+
+def _comparable(data: bytes) -> bytes:
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+def write(root: Path, check: bool, report: Callable[[str], None]) -> int:
+    stale = 0
+    for directory, files in bundles().items():
+        for name, data in files.items():
+            path = root / directory / name
+            if check:
+                if not path.is_file() or _comparable(path.read_bytes()) != _comparable(data):
+                    report(f"stale: {path.relative_to(root)}")
+                    stale += 1
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    return stale
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only compare the committed fixtures with a fresh generation",
+    )
+    parser.add_argument("--root", type=Path, default=ROOT)
+    args = parser.parse_args()
+    stale = write(args.root, args.check, lambda m: print(m, file=sys.stderr))
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Tests for the command line: exit statuses, formats, errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from addon_mount._cli import cli, main
+
+from .conftest import FIXTURES, TOOL, BundleFactory
+
+DOCS = str(FIXTURES / "docs-example")
+COLLISION = str(FIXTURES / "broken" / "collision")
+
+
+def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    code = exc.value.code
+    assert isinstance(code, int)
+    return code, out, err
+
+
+def test_text_report_shows_status_findings_hint_and_plan(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The text report has a status line, the finding with its fix, and the plan."""
+    status, out, _ = run_main(["check", COLLISION, DOCS], capsys)
+    assert status == 1
+    assert "profile (custom-addon-profile): FAILED (1 error)" in out
+    assert "docs-example (custom-addon-docs-example): PASSED" in out
+    assert "error   AM301 collision  /etc/profile.d" in out
+    assert ("cannot link /etc/profile.d: the runtime already has a directory "
+            "(owner uid 8536, mode 755) there") in out
+    assert "fix: Choose a path the runtime does not have" in out
+    assert "  + /usr/custom_file -> /runtime-addons/custom-addon-docs-example/usr/custom_file" in out
+    assert "Summary: 1 passed, 1 failed; 1 error, 0 warnings" in out
+
+
+def test_color_only_when_asked_or_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    """Piped output is plain; --color forces ANSI colour; NO_COLOR is honoured by rich."""
+    _, plain, _ = run_main(["check", COLLISION], capsys)
+    assert "\x1b[" not in plain
+    _, colored, _ = run_main(["check", "--color", COLLISION], capsys)
+    assert "\x1b[" in colored
+
+
+def test_exit_zero_with_warnings_and_one_with_strict(bundle: BundleFactory,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Warnings pass (0) unless --strict (1)."""
+    b = str(bundle("vendor", ["/opt/vendor/tool"], [("opt/vendor/tool", "f", 0o644, "")]))
+    assert run_main(["check", b], capsys)[0] == 0
+    status, out, _ = run_main(["check", "--strict", b], capsys)
+    assert status == 1
+    assert "vendor (custom-addon-vendor): FAILED (1 warning)" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "/nonexistent/bundle"], "addon-mount: error: bundle '/nonexistent/bundle' "
+                                           "does not exist"),
+        (["check", DOCS, "--runtime", "no-such-runtime"], "no-such-runtime"),
+        (["check"], "Missing argument 'BUNDLES...'"),
+        (["check", DOCS, "--format", "yaml"], "Invalid value for '-f' / '--format'"),
+        (["check", DOCS, "--max-members", "0"], "Invalid value for '--max-members'"),
+        (["explain", "AM999"], "addon-mount: error: unknown finding code 'AM999'"),
+    ],
+)
+def test_cannot_run_is_exit_two_with_one_line(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Usage errors and missing inputs exit 2 with a clear message and no traceback."""
+    status, out, err = run_main(args, capsys)
+    assert status == 2
+    assert message in err
+    assert "Traceback" not in err + out
+
+
+def test_bundle_that_is_a_file_is_exit_two(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A file given as a bundle is a usage problem, said plainly."""
+    path = tmp_path / "metadata.json"
+    path.write_text("{}")
+    status, _, err = run_main(["check", str(path)], capsys)
+    assert status == 2
+    assert "is not a directory" in err
+
+
+def test_unexpected_failure_is_one_line_exit_two(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """An internal error prints one line and exits 2; --debug adds the trace."""
+    import addon_mount._cli as cli_module
+
+    def boom(*_: object, **__: object) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(cli_module, "simulate", boom)
+    status, _, err = run_main(["check", DOCS], capsys)
+    assert status == 2
+    assert err.strip() == ("addon-mount: internal error: ZeroDivisionError: division by zero "
+                           "(run with --debug for the trace)")
+    status, _, err = run_main(["--debug", "check", DOCS], capsys)
+    assert status == 2
+    assert "Traceback" in err
+
+
+def test_output_file_and_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--output writes the report to a file, and refuses to overwrite without --force."""
+    out = tmp_path / "report.json"
+    status, stdout, _ = run_main(["check", DOCS, "-f", "json", "-o", str(out)], capsys)
+    assert status == 0
+    assert stdout == ""
+    assert json.loads(out.read_text())["ok"] is True
+    status, _, err = run_main(["check", DOCS, "-f", "json", "-o", str(out)], capsys)
+    assert status == 2
+    assert "exists; pass --force to overwrite it" in err
+    status, _, _ = run_main(["check", COLLISION, "-f", "json", "-o", str(out), "--force"], capsys)
+    assert status == 1
+    assert json.loads(out.read_text())["ok"] is False
+
+
+def test_log_events_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    """-v --log-format json writes one JSON event per start-up step to stderr."""
+    status, out, err = run_main(["check", "-v", "--log-format", "json", "-f", "json", DOCS],
+                                capsys)
+    assert status == 0
+    events = [json.loads(line) for line in err.splitlines()]
+    names = [e["event"] for e in events]
+    assert names.count("linked") == 2
+    assert "staged" in names
+    linked = next(e for e in events if e["event"] == "linked")
+    assert linked["path"] == "/usr/bin/custom_folder"
+    assert linked["runtime"] == "cml-workbench-python"
+    assert json.loads(out)["ok"] is True
+
+
+def test_quiet_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without -v, nothing but warnings reaches stderr."""
+    _, _, err = run_main(["check", COLLISION], capsys)
+    assert err == ""
+
+
+def test_library_logs_nothing_unless_configured(bundle: BundleFactory,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The library configures no logging: a check from Python prints nothing."""
+    import addon_mount
+
+    addon_mount.check([bundle("tool", ["/opt/tool"], TOOL)])
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", "")
+
+
+def test_explain_lists_and_explains_codes() -> None:
+    """`explain` lists every code, and explains one with its example and fix."""
+    listing = CliRunner().invoke(cli, ["explain"])
+    assert listing.exit_code == 0
+    assert "AM301  error    collision" in listing.stdout
+    one = CliRunner().invoke(cli, ["explain", "am320"])
+    assert one.exit_code == 0
+    assert one.stdout.startswith("AM320: cdsw may not create the link\n")
+    assert "fix:" in one.stdout
+
+
+def test_check_api_matches_cli() -> None:
+    """addon_mount.check returns the report the CLI renders."""
+    import addon_mount
+
+    report = addon_mount.check([COLLISION], runtime="cml-workbench-python")
+    assert not report.ok
+    assert [(f.code, f.kind, f.path) for f in report.findings] == [
+        ("AM301", "collision", "/etc/profile.d")
+    ]
+
+
+def test_readme_code_table_is_generated_from_the_rules() -> None:
+    """The README's code table is exactly `explain --markdown`: one place documents codes."""
+    from addon_mount._findings import markdown_table
+
+    from .conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("<!-- codes:start -->\n") + len("<!-- codes:start -->\n")
+    assert readme[start : readme.index("<!-- codes:end -->")] == markdown_table()
