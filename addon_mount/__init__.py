@@ -26,6 +26,7 @@ from ._runtime import (
     SnapshotError,
     builtin_names,
     load_builtin,
+    load_runtime,
 )
 from ._workload import CDSW_GID, CDSW_UID, StagedAddon, Workload
 
@@ -60,6 +61,7 @@ __all__ = [
     "builtin_names",
     "check",
     "load_builtin",
+    "load_runtime",
     "parse_metadata",
     "read_archive",
     "read_bundle",

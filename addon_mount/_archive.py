@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import posixpath
+import struct
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -42,6 +43,7 @@ _SIGNATURES: Final = (
     (b"LZIP", "lzip-compressed data"),
     (b"\x1f\x9d", "compress (.Z) data"),
     (b"\x04\x22\x4d\x18", "lz4-compressed data"),
+    (b"\x02\x21\x4c\x18", "lz4-compressed data"),
     (b"\x89LZO", "lzop-compressed data"),
     (b"7z\xbc\xaf\x27\x1c", "a 7-zip archive"),
     (b"Rar!", "a RAR archive"),
@@ -49,6 +51,13 @@ _SIGNATURES: Final = (
     (b"LRZI", "lrzip-compressed data"),
     (b"\x5d\x00\x00", "lzma-compressed data"),
 )
+
+# What follows lz4/zstd skippable frames.
+_AFTER_SKIPPABLE: Final = {
+    b"\x04\x22\x4d\x18": "lz4-compressed data",
+    b"\x02\x21\x4c\x18": "lz4-compressed data",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed data",
+}
 
 FILE: Final = "f"
 DIRECTORY: Final = "d"
@@ -61,6 +70,13 @@ _TAR_TYPES: Final = {
     tarfile.CHRTYPE: "c",
     tarfile.BLKTYPE: "b",
     tarfile.FIFOTYPE: "p",
+    b"D": DIRECTORY,  # GNU incremental dump directory: extracted as a directory
+}
+# Headers that describe the next member or the volume, not a file: GNU tar and
+# bsdtar extract nothing for them, tarfile returns them as regular files.
+_NOT_EXTRACTED: Final = {
+    b"A": "a Solaris ACL header",
+    b"V": "a GNU volume label",
 }
 _TYPE_WORDS: Final = {"c": "a character device", "b": "a block device", "p": "a FIFO"}
 # Directories the archive implies but does not list get what tar gives them.
@@ -129,6 +145,11 @@ def sniff(head: bytes) -> str:
     """Name what a file is from its first bytes: 'gzip', or what it is instead."""
     if not head:
         return "an empty file"
+    if _is_skippable_frame(head):
+        # lz4 and zstd share these frames (metadata to skip); the data frame follows.
+        while len(head) >= 8 and _is_skippable_frame(head):
+            head = head[8 + int.from_bytes(head[4:8], "little") :]
+        return _AFTER_SKIPPABLE.get(head[:4], "lz4- or zstd-compressed data")
     for magic, what in _SIGNATURES:
         if head.startswith(magic):
             return what
@@ -141,12 +162,107 @@ def sniff(head: bytes) -> str:
     return "data of an unknown format"
 
 
+def _is_skippable_frame(head: bytes) -> bool:
+    return head[1:4] == b"\x2a\x4d\x18" and 0x50 <= head[0] <= 0x5F
+
+
 def _is_v7_tar_header(block: bytes) -> bool:
+    if not any(block):
+        return False
+    field = block[148:156]
     try:
-        stored = int(block[148:156].split(b"\x00")[0].strip() or b"-1", 8)
+        stored = int(field.split(b"\x00")[0].strip() or b"0", 8)
     except ValueError:
         return False
-    return stored == sum(block[:148]) + 256 + sum(block[156:512])
+    # Like tarfile, accept the unsigned sum and the signed one some old tars wrote.
+    unsigned = 256 + sum(block[:148]) + sum(block[156:512])
+    signed = 256 + sum(struct.unpack_from("148b8x356b", block))
+    return stored in (unsigned, signed)
+
+
+class _HeaderTooLargeError(Exception):
+    """tarfile was about to read more header data than the limit allows."""
+
+    def __init__(self, size: int, limit: int, scope: str) -> None:
+        self.size = size
+        self.limit = limit
+        self.scope = scope
+        super().__init__(f"{scope} needs {size:,} bytes of header data, more than {limit:,}")
+
+
+class _BackwardSeekError(Exception):
+    """A header put the next member before the current position (a corrupt size)."""
+
+
+class _ForwardReader:
+    """The decompressed archive as tarfile reads it: forward only, headers on a budget.
+
+    tarfile reads a member's header blocks, pax and GNU extended headers and sparse
+    maps with ``read()``, each whole into memory, and skips member data with
+    ``seek()``. Reads since the last :meth:`reset` are counted, so a header that
+    claims gigabytes is refused before tarfile allocates it. Global pax headers
+    outlive their member (tarfile keeps them for the rest of the archive), so
+    their sizes are summed for the whole archive.
+    """
+
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
+        self._stream = stream
+        self.limit = limit
+        self.position = 0
+        self.header_bytes = 0
+        self.global_bytes = 0
+        self.counting = True
+
+    def reset(self) -> None:
+        self.header_bytes = 0
+
+    def add_global(self, size: int) -> None:
+        self.global_bytes += size
+        if self.global_bytes > self.limit:
+            raise _HeaderTooLargeError(self.global_bytes, self.limit, "the global pax headers")
+
+    def read(self, size: int = -1) -> bytes:
+        if self.counting:
+            if size < 0 or self.header_bytes + size > self.limit:
+                raise _HeaderTooLargeError(self.header_bytes + size, self.limit, "a member")
+            self.header_bytes += size
+        data = self._stream.read(size)
+        self.position += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self.position
+
+    def seekable(self) -> bool:
+        return False
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence != 0 or offset < self.position:
+            raise _BackwardSeekError(
+                f"a header points back to offset {offset:,} from {self.position:,}"
+            )
+        while self.position < offset:
+            chunk = self._stream.read(min(offset - self.position, _SKIP_CHUNK))
+            if not chunk:
+                break  # tarfile notices the end with its next read
+            self.position += len(chunk)
+        return self.position
+
+
+# Member data is skipped by reading it in chunks of this size (memory stays flat).
+_SKIP_CHUNK: Final = 1024 * 1024
+
+
+class _TarInfo(tarfile.TarInfo):
+    """tarfile's TarInfo, with global pax headers summed against the header limit."""
+
+    # _proc_member is tarfile's documented hook for subclasses (see its source).
+    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        reader = tar.fileobj
+        if self.type == tarfile.XGLTYPE and isinstance(reader, _ForwardReader):
+            reader.add_global(max(self.size, 0))
+        member: tarfile.TarInfo = super()._proc_member(tar)  # type: ignore[misc]
+        return member
 
 
 def _open_gzip(raw: IO[bytes]) -> IO[bytes]:
@@ -220,34 +336,65 @@ class _Reader:
         index = self.index
         current = "the first member"
         tar: tarfile.TarFile | None = None
+        reader: _ForwardReader | None = None
         try:
-            stream = _open_gzip(raw)
-            tar = tarfile.open(  # noqa: SIM115 - closed in the finally below
-                fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape"
+            reader = _ForwardReader(_open_gzip(raw), self.limits.max_header_bytes)
+            # Not tarfile.open(mode="r|"): its stream reads a header of any claimed size.
+            tar = tarfile.TarFile(
+                fileobj=reader,  # type: ignore[arg-type]
+                mode="r",
+                tarinfo=_TarInfo,
+                encoding="utf-8",
+                errors="surrogateescape",
             )
             for info in tar:
+                # tarfile keeps every member it returns; an index needs none of them.
+                tar.members.clear()  # type: ignore[attr-defined]
                 current = repr(info.name)
                 index.member_count += 1
                 if index.member_count > self.limits.max_members:
                     self._limit(f"has more than {self.limits.max_members:,} members", "max_members")
                     return
-                if info.size > self.limits.max_member_bytes:
+                # Only these carry data (a directory's size field is ignored by tar).
+                stored = info.isreg() or info.type not in tarfile.SUPPORTED_TYPES
+                if stored and info.size < 0:
+                    index.complete = False
+                    self.add(
+                        "AM201",
+                        f"{self.path.name} is corrupt: member {info.name!r} has a negative "
+                        f"size ({info.size:,}) in its header",
+                    )
+                    return
+                if stored and info.size > self.limits.max_member_bytes:
                     self._limit(
                         f"member {info.name!r} is {info.size:,} bytes, more than "
                         f"{self.limits.max_member_bytes:,}",
                         "max_member_bytes",
                     )
                     return
-                index.total_bytes += max(info.size, 0)
+                index.total_bytes += info.size if stored else 0
                 if index.total_bytes > self.limits.max_total_bytes:
                     self._limit(
                         f"holds more than {self.limits.max_total_bytes:,} bytes uncompressed",
                         "max_total_bytes",
                     )
                     return
+                reader.counting = False
                 self._member(info, tar)
+                reader.counting = True
+                reader.reset()
                 if self.progress is not None:
                     self.progress(raw.tell())
+        except _HeaderTooLargeError as exc:
+            after = "before " + current if index.member_count == 0 else "after " + current
+            self._limit(
+                f"has a member header {after} that needs more than "
+                f"{exc.limit:,} bytes of header data (pax headers, GNU long names "
+                "or sparse maps)"
+                if exc.scope == "a member"
+                else f"has more than {exc.limit:,} bytes of global pax headers",
+                "max_header_bytes",
+            )
         except Exception as exc:  # noqa: BLE001 - any reader failure is a finding, see below
             # tarfile and the decompressors raise ReadError, EOFError, zlib.error,
             # OSError, ValueError and UnicodeError on hostile input: each means the
@@ -299,6 +446,8 @@ class _Reader:
             )
             return
         shown = "/" + name
+        if info.type in _NOT_EXTRACTED:
+            return
         kind = _TAR_TYPES.get(info.type, FILE)
         if kind in _TYPE_WORDS:
             self.add("AM213", f"member {raw_name!r} is {_TYPE_WORDS[kind]}", shown)
@@ -381,6 +530,12 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, zlib.error | gzip.BadGzipFile):
         return f"bad gzip data ({exc})"
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, RecursionError):
+        text = "headers nested too deeply"
+    elif not isinstance(exc, tarfile.TarError | OSError | _BackwardSeekError):
+        # tarfile's own parsing raises ValueError, UnicodeError, OverflowError and the like
+        # on fields it cannot decode: name the header, not the Python exception.
+        text = f"a header field cannot be decoded ({type(exc).__name__}: {text})"
     return text[:200]
 
 

@@ -22,16 +22,18 @@ library and a snapshot captured by this script hold the same entries.
 
 # This script works on path strings as the OS hands them out (os.path,
 # os.lstat, os.listdir), which is simpler here than wrapping each in Path.
-# ruff: noqa: PTH100, PTH105, PTH108, PTH115, PTH118, PTH119, PTH120, PTH101, PTH208
+# ruff: noqa: PTH100, PTH101, PTH105, PTH108, PTH115, PTH118, PTH119, PTH120, PTH123, PTH208
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import errno
+import gzip
 import json
 import os
 import re
+import shutil
 import stat
 import sys
 import tempfile
@@ -40,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 
     # path, type, mode, uid, gid, size, target
     Row = tuple[str, str, int, int, int, int, "str | None"]
@@ -248,6 +250,7 @@ def walk(
     *,
     cross_mounts: bool = False,
     report: WalkReport | None = None,
+    exclude: Collection[str] = (),
 ) -> Iterator[Row]:
     """Yield a row for every recorded entry under *root*, parents first, names sorted.
 
@@ -257,6 +260,8 @@ def walk(
     level. A mount point is recorded but not walked into unless
     *cross_mounts*; ``/home/cdsw`` and ``/runtime-addons`` always are.
     Directories that cannot be listed are recorded and noted in *report*.
+    Files at the real paths in *exclude* (the snapshot being written) are
+    left out; it is read as the walk goes, so it may grow meanwhile.
 
     Raises ``OSError`` if *root* itself cannot be read or is not a directory.
     """
@@ -282,6 +287,8 @@ def walk(
         for name in names:
             child = text(("" if path == "/" else path) + "/" + name)
             real_child = os.path.join(real, name)
+            if real_child in exclude:
+                continue
             try:
                 cst = os.lstat(real_child)
             except FileNotFoundError:
@@ -469,6 +476,42 @@ def _write_db(
     return count
 
 
+def _gzipped_db(temp: str, write_db: Callable[[str], int], exclude: set[str] | None = None) -> int:
+    """Call ``write_db`` on a scratch file beside *temp*, then gzip it into *temp*."""
+    fd, raw = tempfile.mkstemp(
+        prefix=os.path.basename(temp) + ".", suffix=".db", dir=os.path.dirname(temp)
+    )
+    os.close(fd)
+    if exclude is not None:
+        exclude.add(os.path.abspath(raw))
+    try:
+        count = write_db(raw)
+        with open(temp, "wb") as dst:
+            # No file name and no timestamp in the header: the same data, the same bytes.
+            zipped = gzip.GzipFile(filename="", mode="wb", fileobj=dst, mtime=0)
+            with zipped, open(raw, "rb") as src:
+                shutil.copyfileobj(src, zipped, 1 << 20)
+    finally:
+        _remove_quietly(raw)
+        _remove_quietly(raw + "-journal")
+    return count
+
+
+def _snapshot_writer(
+    output: str, write_db: Callable[[str], int], exclude: set[str] | None = None
+) -> Callable[[str], int]:
+    """The write callback for *output*: plain SQLite, or gzipped when it ends in ``.gz``."""
+
+    def write(temp: str) -> int:
+        if exclude is not None:
+            exclude.add(os.path.abspath(temp))
+        if output.endswith(".gz"):
+            return _gzipped_db(temp, write_db, exclude)
+        return write_db(temp)
+
+    return write
+
+
 def write_snapshot(
     output: str,
     rows: Iterable[Row],
@@ -477,13 +520,13 @@ def write_snapshot(
     force: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Write *rows* and *meta* as a plain SQLite snapshot at *output*, atomically.
+    """Write *rows* and *meta* as a snapshot at *output*, atomically.
 
+    Plain SQLite, or gzip-compressed SQLite when *output* ends in ``.gz``.
     Rows must list parents before children. Returns the number of entries.
     """
-    return write_atomically(
-        output, lambda temp: _write_db(temp, rows, lambda: meta, progress), force=force
-    )
+    write_db = lambda path: _write_db(path, rows, lambda: meta, progress)  # noqa: E731
+    return write_atomically(output, _snapshot_writer(output, write_db), force=force)
 
 
 def capture(
@@ -498,15 +541,19 @@ def capture(
 ) -> tuple[int, WalkReport]:
     """Snapshot the directory tree at *root* into *output*; return (entries, report).
 
-    Raises ``FileExistsError`` if *output* exists and not *force*, and
-    ``OSError`` if *root* cannot be read.
+    *output* is plain SQLite, or gzip-compressed when its name ends in
+    ``.gz``. Raises ``FileExistsError`` if *output* exists and not *force*,
+    and ``OSError`` if *root* cannot be read.
     """
     root = os.path.abspath(root)
     if not force and os.path.lexists(output):
         # Fail before walking a large tree, not after.
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), output)
     report = WalkReport()
-    rows = walk(root, cross_mounts=cross_mounts, report=report)
+    # The output and its temporary files may lie inside the tree (a capture
+    # of "/" into /home/cdsw): they are not part of the runtime.
+    exclude = {os.path.abspath(output)}
+    rows = walk(root, cross_mounts=cross_mounts, report=report, exclude=exclude)
 
     def meta() -> dict[str, str]:
         values = snapshot_meta(
@@ -520,9 +567,10 @@ def capture(
         values["tool"] = "capture.py"
         return values
 
-    count = write_atomically(
-        output, lambda temp: _write_db(temp, rows, meta, progress), force=force
-    )
+    def write_db(path: str) -> int:
+        return _write_db(path, rows, meta, progress)
+
+    count = write_atomically(output, _snapshot_writer(output, write_db, exclude), force=force)
     return count, report
 
 
@@ -541,7 +589,12 @@ def _parser() -> argparse.ArgumentParser:
         "no file contents) as an addon-mount snapshot.",
     )
     parser.add_argument("root", nargs="?", default="/", help="directory to capture (default: /)")
-    parser.add_argument("-o", "--output", required=True, help="snapshot file to write")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="snapshot file to write; a name ending in .gz is gzip-compressed",
+    )
     parser.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     parser.add_argument(
         "--cross-mounts",

@@ -18,8 +18,8 @@ from typing import Any, NoReturn
 
 import attrs
 import click
-import structlog
 
+from . import _log
 from ._check import CheckError, load_runtimes, read_bundle, simulate
 from ._files import atomic_write
 from ._findings import KINDS, RULES, markdown_table
@@ -50,8 +50,18 @@ class CannotRun(click.ClickException):
 
 
 def configure_logging(log_format: str, verbosity: int) -> None:
-    """Route the library's structured events to stderr (the application's choice)."""
+    """Route the library's structured events at the chosen level to stderr.
+
+    structlog itself is imported and configured only when the first event at
+    that level arrives: a quiet run does not pay for it.
+    """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    _log.set_threshold(level, lambda: _configure_structlog(log_format, level))
+
+
+def _configure_structlog(log_format: str, level: int) -> None:
+    import structlog  # noqa: PLC0415 - see configure_logging
+
     renderer: Any
     if log_format == "json":
         renderer = structlog.processors.JSONRenderer(sort_keys=True)
@@ -145,6 +155,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.pass_context
 def check(
     ctx: click.Context,
+    /,
     bundles: tuple[Path, ...],
     runtimes: tuple[str, ...],
     output_format: str,
@@ -270,5 +281,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         status = EXIT_CANNOT_RUN
     finally:
         # The CLI chose the rendering; leave the process as it found it.
-        structlog.reset_defaults()
+        _log.set_threshold(None)
+        if "structlog" in sys.modules:
+            sys.modules["structlog"].reset_defaults()
     sys.exit(status if isinstance(status, int) else EXIT_OK)

@@ -199,7 +199,8 @@ def _snapshot_directory(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The snapshot file to write (with --print-script: the script file).",
+    help="The snapshot file to write, gzip-compressed if it ends in .gz "
+    "(with --print-script: the script file).",
 )
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option(

@@ -25,6 +25,9 @@ class Limits:
     max_member_bytes: int = 4 * GIB
     #: Members in one archive (--max-members).
     max_members: int = 1_000_000
+    #: Header data of one member: pax headers, GNU long names, sparse maps (--max-header-bytes).
+    #: tarfile reads each of these into memory whole; a 2 GiB long name gzips to 2 MB.
+    max_header_bytes: int = 1 * MIB
     #: Length of a member name or requested path, in bytes (--max-path-length).
     max_path_length: int = 4096
     #: Components in a member name or requested path (--max-path-depth).

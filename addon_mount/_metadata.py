@@ -151,10 +151,11 @@ def _nesting_depth(text: str) -> int:
 def decode_json(data: bytes, out: _Collector, limits: Limits) -> object | None:
     """Decode metadata bytes to a JSON value, or record why not and return None."""
     if len(data) > limits.max_metadata_bytes:
+        # The caller may pass only the first limit + 1 bytes, so the real size is unknown.
         out.add(
             "AM241",
-            f"metadata.json is {len(data):,} bytes, more than the limit of "
-            f"{limits.max_metadata_bytes:,} ({Limits.flag('max_metadata_bytes')})",
+            f"metadata.json is larger than the limit of "
+            f"{limits.max_metadata_bytes:,} bytes ({Limits.flag('max_metadata_bytes')})",
         )
         return None
     if not data.strip():
@@ -184,7 +185,7 @@ def decode_json(data: bytes, out: _Collector, limits: Limits) -> object | None:
         out.add(
             "AM110",
             f"metadata.json nests {depth} levels deep; expected at most "
-            f"{limits.max_json_depth} (the format needs 3)",
+            f"{limits.max_json_depth} ({Limits.flag('max_json_depth')}; the format needs 3)",
         )
         return None
     try:
@@ -202,7 +203,39 @@ def decode_json(data: bytes, out: _Collector, limits: Limits) -> object | None:
     except (ValueError, RecursionError) as exc:  # e.g. integer strings over the digit limit
         out.add("AM110", f"metadata.json is not valid JSON: {exc}")
     else:
-        return value
+        surrogate = _lone_surrogate(value, "")
+        if surrogate is None:
+            return value
+        where, char = surrogate
+        out.add(
+            "AM110",
+            f"metadata.json has an unpaired surrogate escape {char!r} in {where}; "
+            "expected valid Unicode text (a \\u escape from U+D800 to U+DFFF needs its pair)",
+        )
+    return None
+
+
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(value: object, where: str) -> tuple[str, str] | None:
+    """Where the first unpaired UTF-16 surrogate is (json.loads lets them through)."""
+    if isinstance(value, str):
+        found = _SURROGATE.search(value)
+        return (where or "the top-level value", found.group()) if found else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _SURROGATE.search(key)
+            if found:
+                return (f"a key of {where or 'the top-level object'}", found.group())
+            inner = _lone_surrogate(item, f"{where}.{key}" if where else key)
+            if inner:
+                return inner
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            inner = _lone_surrogate(item, f"{where}[{i}]")
+            if inner:
+                return inner
     return None
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import enum
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+import attrs
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # rich is imported when text is rendered: JSON and SARIF do without it
+    from rich.console import Console
+    from rich.table import Table
 
 from ._findings import RULES, Severity
 from ._report import Finding, Report, status_of
@@ -27,9 +32,51 @@ _STATUS_STYLES = {
 }
 
 
+# Member names that are not UTF-8 reach the report as lone surrogates (tarfile's
+# surrogateescape), which no UTF-8 output can hold; control and bidi characters in
+# names would drive the reader's terminal. Each is shown as an escape instead.
+_UNENCODABLE: Final = re.compile("[\ud800-\udfff]")
+_UNPRINTABLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # the byte surrogateescape stands for
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def printable(text: str, pattern: re.Pattern[str] = _UNPRINTABLE) -> str:
+    """*text* with unwritable or terminal-controlling characters shown as escapes."""
+    return pattern.sub(_escape, text) if pattern.search(text) else text
+
+
+def _clean_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value, _UNENCODABLE)
+    if isinstance(value, dict):
+        return {printable(k, _UNENCODABLE): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_json(v) for v in value]
+    return value
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, tuple):
+        return tuple(_clean(v) for v in value)
+    if attrs.has(type(value)):
+        fields = attrs.fields(type(value))
+        return attrs.evolve(value, **{f.name: _clean(getattr(value, f.name)) for f in fields})
+    return value
+
+
 def render_json(report: Report) -> str:
     """The report as JSON (schema 1, see the README)."""
-    return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(_clean_json(report.to_json()), indent=2, ensure_ascii=False) + "\n"
 
 
 def render_text(
@@ -40,6 +87,10 @@ def render_text(
     Colour follows rich's detection (a terminal, ``NO_COLOR`` unset) unless
     *color* forces it on or off.
     """
+    report = _clean(report)
+    from rich.console import Console  # noqa: PLC0415 - see the imports above
+    from rich.text import Text  # noqa: PLC0415
+
     console = Console(
         file=out,
         no_color=None if color is None else not color,
@@ -125,6 +176,8 @@ def _grouped(findings: Iterable[Finding]) -> list[tuple[Finding, list[str]]]:
 
 
 def _print_finding(console: Console, finding: Finding, runtimes: list[str]) -> None:
+    from rich.text import Text  # noqa: PLC0415 - rich is imported only for text
+
     head = Text("  ")
     head.append(f"{finding.severity.value:<7}", _STYLES[finding.severity])
     head.append(f" {finding.code} ", "bold")
@@ -139,6 +192,9 @@ def _print_finding(console: Console, finding: Finding, runtimes: list[str]) -> N
 
 
 def _matrix(report: Report, *, strict: bool) -> Table:
+    from rich.table import Table  # noqa: PLC0415 - rich is imported only for text
+    from rich.text import Text  # noqa: PLC0415
+
     table = Table(title="Add-on x runtime", title_justify="left", show_lines=False)
     table.add_column("add-on", style="bold")
     for runtime in report.runtimes:
@@ -157,6 +213,8 @@ def _matrix(report: Report, *, strict: bool) -> Table:
 
 
 def _print_plan(console: Console, report: Report) -> None:
+    from rich.text import Text  # noqa: PLC0415 - rich is imported only for text
+
     if not report.links:
         console.print(Text("Plan: no links would be created.", "bold"))
         console.print()
@@ -276,4 +334,4 @@ def render_sarif(report: Report, version: str) -> str:
             }
         ],
     }
-    return json.dumps(sarif, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(_clean_json(sarif), indent=2, ensure_ascii=False) + "\n"

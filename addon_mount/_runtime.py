@@ -9,7 +9,9 @@ costs no more than a small one. The format is documented in
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import io
 import lzma
 import os
 import posixpath
@@ -173,6 +175,9 @@ class RuntimeImage:
     def __init__(self, db: sqlite3.Connection, *, source: str) -> None:
         self._db = db
         self.source = source
+        tables = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        if ("meta",) not in tables or ("entries",) not in tables:
+            raise SnapshotError(source, f"not an {SNAPSHOT_FORMAT} file")
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("format") != SNAPSHOT_FORMAT:
             raise SnapshotError(source, f"not an {SNAPSHOT_FORMAT} file")
@@ -212,6 +217,9 @@ class RuntimeImage:
         db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         try:
             return cls(db, source=str(path))
+        except SnapshotError:
+            db.close()
+            raise
         except sqlite3.DatabaseError as exc:
             db.close()
             raise SnapshotError(str(path), str(exc)) from exc
@@ -223,6 +231,9 @@ class RuntimeImage:
         try:
             db.deserialize(data)
             return cls(db, source=source)
+        except SnapshotError:
+            db.close()
+            raise
         except sqlite3.DatabaseError as exc:
             db.close()
             raise SnapshotError(source, str(exc)) from exc
@@ -374,7 +385,7 @@ BUILTIN_PREFIX: Final = "builtin:"
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
-# tarfile's "r|*" reads these compressions itself.
+# Compressed tarballs other than gzip, told by their first bytes.
 _TAR_COMPRESSIONS: Final = (b"BZh", b"\xfd7zXZ\x00")
 _NOT_A_RUNTIME: Final = (
     "not a runtime snapshot (SQLite, plain or gzipped), a root filesystem tarball "
@@ -514,20 +525,59 @@ def _tar_name(path: Path) -> str:
     return name
 
 
+class _CountingReader:
+    """A read-only stream that counts the bytes read through it."""
+
+    def __init__(self, raw: io.BufferedIOBase) -> None:
+        self.raw = raw
+        self.total = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.total += len(data)
+        return data
+
+
+def _decompressed(f: io.BufferedReader) -> io.BufferedIOBase:
+    # The compression modules' own readers, unlike tarfile's stream mode, raise
+    # EOFError when the data stops before the compressed stream's end.
+    head = f.read(6)
+    f.seek(0)
+    if head.startswith(_GZIP_MAGIC):
+        return gzip.GzipFile(fileobj=f, mode="rb")
+    if head.startswith(b"BZh"):
+        return bz2.BZ2File(f, "rb")
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(f, "rb")
+    return f
+
+
 def image_from_tar(path: str | Path, *, name: str | None = None) -> RuntimeImage:
     """Read a root filesystem tarball (``docker export``; plain, gzip, bzip2 or xz).
 
     The archive is streamed once and nothing is written to disk. Raises
-    :class:`TarballError` if it cannot be read as a tar archive.
+    :class:`TarballError` if it cannot be read as a tar archive or stops
+    short of its end-of-archive marker (a partial download).
     """
     path = Path(path)
     try:
-        with path.open("rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
-            db = new_snapshot_db(":memory:")
-            count = write_entries(db, tar_entries(tar))
-    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        with path.open("rb") as f, _decompressed(f) as data:
+            counted = _CountingReader(data)
+            with tarfile.open(fileobj=counted, mode="r|") as tar:  # type: ignore[call-overload]
+                db = new_snapshot_db(":memory:")
+                count = write_entries(db, tar_entries(tar))
+                end = tar.offset
+            while counted.read(1 << 20):
+                pass  # read to the end, so a compressed stream's checks run
+    except tarfile.TarError as exc:
+        raise TarballError(str(path), f"not a readable tar archive: {exc}") from exc
+    except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise TarballError(str(path), reason or type(exc).__name__) from exc
+    # tarfile ends quietly where a header block is missing; a whole archive has
+    # at least one zero block after its last member.
+    if counted.total < end + tarfile.BLOCKSIZE:
+        raise TarballError(str(path), "truncated: the archive stops before its end marker")
     meta = {
         "name": name or _tar_name(path),
         "description": f"Root filesystem read from the tarball {path.name!r}",

@@ -76,15 +76,28 @@ def describe_entry(entry: Entry) -> str:
 class Workload:
     """One runtime's filesystem with the given add-ons mounted, on pyfakefs."""
 
-    def __init__(self, runtime: RuntimeImage, addons: Sequence[StagedAddon]) -> None:
+    def __init__(
+        self,
+        runtime: RuntimeImage,
+        addons: Sequence[StagedAddon],
+        *,
+        fs: FakeFilesystem | None = None,
+    ) -> None:
+        """Prepare the workload; *fs* is a fake filesystem to start up in (default: a new one).
+
+        A given *fs* is used as it is (the test harness passes one that already
+        shows the whole runtime): it must behave like Linux, with umask
+        ``WORKLOAD_UMASK``. Entries it already holds are taken as they are.
+        """
         self.runtime = runtime
         self.addons = tuple(addons)
         self._staged = {a.spec.staging_root: a for a in self.addons}
-        fs = FakeFilesystem(path_separator="/")
-        # Behave like Linux whatever the host is.
-        fs.is_windows_fs = False
-        fs.is_macos = False
-        fs.umask = WORKLOAD_UMASK
+        if fs is None:
+            fs = FakeFilesystem(path_separator="/")
+            # Behave like Linux whatever the host is.
+            fs.is_windows_fs = False
+            fs.is_macos = False
+            fs.umask = WORKLOAD_UMASK
         self.fs = fs
         self.os = FakeOsModule(fs)
         self._open = FakeFileOpen(fs)
@@ -199,7 +212,7 @@ class Workload:
         if parent is None:  # pragma: no cover - _ensure walks parents first
             raise AssertionError(f"parent of {path!r} not materialized")
         name = posixpath.basename(path)
-        if name in parent.entries:
+        if self._in_fake_fs(path):
             return entry
         obj: FakeFile
         if entry.is_dir:
@@ -221,7 +234,14 @@ class Workload:
 
     def _in_fake_fs(self, path: str) -> bool:
         parent = self._objects.get(parent_of(path))
-        return parent is not None and posixpath.basename(path) in parent.entries
+        if parent is None:
+            return False
+        existing = parent.entries.get(posixpath.basename(path))
+        if isinstance(existing, FakeDirectory):
+            # A filesystem given to __init__ may already hold the directory: it
+            # must be known to materialize entries below it.
+            self._objects.setdefault(path, existing)
+        return existing is not None
 
     @staticmethod
     def _apply_attrs(obj: FakeFile, entry: Entry) -> None:

@@ -4,8 +4,8 @@
 Input is a real Debian root filesystem made by ``debootstrap --variant=minbase``.
 It is walked with ``lstat`` only (never reading a file), then each runtime
 applies its own ordered steps, modelled on Cloudera's public runtime
-Dockerfiles (see ``/work/shared/DOMAIN.md`` and ``docs/runtimes.md``), to the
-same base. Order matters as it does in a Dockerfile: whatever a step creates
+Dockerfiles (the cloudera/ml-runtimes repository; see ``docs/runtimes.md``),
+to the same base. Order matters as it does in a Dockerfile: whatever a step creates
 after the permission step stays root's.
 
 Usage::

@@ -308,6 +308,19 @@ def test_truncated_tarball_is_a_tarball_error(tmp_path: Path) -> None:
         load_runtime(cut)
 
 
+def test_tarball_cut_at_a_member_boundary_is_truncated(tmp_path: Path) -> None:
+    """A plain tarball that stops between members is reported, not read as a smaller root."""
+    full = export_tarball(tmp_path / "full.tar", prefix="", compression="").read_bytes()
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(full[: 3 * tarfile.BLOCKSIZE])  # etc/, etc/hosts and its data block
+    with pytest.raises(TarballError) as caught:
+        load_runtime(cut)
+    assert str(caught.value) == (
+        f"cannot read runtime tarball {str(cut)!r}: "
+        "truncated: the archive stops before its end marker"
+    )
+
+
 def test_image_from_tar_takes_a_name(tmp_path: Path) -> None:
     """image_from_tar records the name it is given and the tarball as its source."""
     tarball = export_tarball(tmp_path / "x.tar", prefix="", compression="")
