@@ -318,10 +318,10 @@ class _Reader:
     def read(self) -> ArchiveIndex:
         try:
             raw = self.path.open("rb")
-        except OSError as exc:
-            raise ArchiveError(f"cannot open {str(self.path)!r}: {exc.strerror or exc}") from exc
-        with raw:
             head = raw.read(1024)
+        except OSError as exc:
+            raise ArchiveError(f"cannot read {str(self.path)!r}: {exc.strerror or exc}") from exc
+        with raw:
             what = sniff(head)
             if what != "gzip":
                 self.index.compression = what
@@ -386,11 +386,10 @@ class _Reader:
                 if self.progress is not None:
                     self.progress(raw.tell())
         except _HeaderTooLargeError as exc:
-            after = "before " + current if index.member_count == 0 else "after " + current
+            where = "at the start" if index.member_count == 0 else "after " + current
             self._limit(
-                f"has a member header {after} that needs more than "
-                f"{exc.limit:,} bytes of header data (pax headers, GNU long names "
-                "or sparse maps)"
+                f"has a member {where} whose headers (pax headers, GNU long names, "
+                f"sparse maps) need more than {exc.limit:,} bytes"
                 if exc.scope == "a member"
                 else f"has more than {exc.limit:,} bytes of global pax headers",
                 "max_header_bytes",
@@ -433,16 +432,15 @@ class _Reader:
             self.add("AM210", f"member {raw_name!r} climbs out of the add-on root with '..'", shown)
             return
         depth = name.count("/") + 1
-        if (
-            len(name.encode("utf-8", "surrogateescape")) > self.limits.max_path_length
-            or depth > self.limits.max_path_depth
-        ):
+        length = len(name.encode("utf-8", "surrogateescape"))
+        if length > self.limits.max_path_length or depth > self.limits.max_path_depth:
+            quoted = repr(raw_name) if len(raw_name) <= 80 else f"{raw_name[:80]!r}..."
             self.add(
                 "AM240",
-                f"member {raw_name[:80]!r}... has a name of {len(name)} "
-                f"characters in {depth} components; limits are "
-                f"{self.limits.max_path_length} ({Limits.flag('max_path_length')}) and "
-                f"{self.limits.max_path_depth} ({Limits.flag('max_path_depth')})",
+                f"member {quoted} has a name of {length:,} bytes in {depth} components; "
+                f"limits are {self.limits.max_path_length:,} bytes "
+                f"({Limits.flag('max_path_length')}) and {self.limits.max_path_depth} "
+                f"components ({Limits.flag('max_path_depth')}); the member is left out",
             )
             return
         shown = "/" + name

@@ -99,6 +99,10 @@ def render_text(
         soft_wrap=True,
         color_system={True: "standard", False: None, None: "auto"}[color],
     )
+    if not console.is_terminal:
+        # Piped or written to a file: no terminal width to honour, so tables keep
+        # their full names instead of being cut to 80 columns.
+        console.width = 200
     runtimes = [r.name for r in report.runtimes]
     shown_runtimes = ", ".join(runtimes) or "none"
     console.print(
@@ -228,8 +232,17 @@ def _print_plan(console: Console, report: Report) -> None:
         by_runtime.setdefault(link.runtime, []).append(
             f"  {mark} {link.path} -> {link.target}{suffix}"
         )
-    for runtime, lines in by_runtime.items():
-        console.print(Text(f"Plan: links created at start-up in {runtime}", "bold"))
+    # Runtimes with the same plan share one listing: twenty runtimes, one plan.
+    plans: dict[tuple[str, ...], list[str]] = {}
+    for runtime in (r.name for r in report.runtimes):
+        plans.setdefault(tuple(by_runtime.get(runtime, [])), []).append(runtime)
+    for lines, runtimes in plans.items():
+        where = ", ".join(runtimes)
+        if not lines:
+            console.print(Text(f"Plan: no links would be created in {where}.", "bold"))
+            console.print()
+            continue
+        console.print(Text(f"Plan: links created at start-up in {where}", "bold"))
         for line in lines:
             style = "red" if line.startswith("  !") else "green"
             console.print(Text(line, style))
