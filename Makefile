@@ -27,8 +27,8 @@ run: $(STAMP)
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check addon_mount tests scripts
-	$(BIN)/ruff format --check addon_mount tests scripts
+	$(BIN)/ruff check addon_mount tests scripts benchmarks
+	$(BIN)/ruff format --check addon_mount tests scripts benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -9,14 +9,12 @@ never holds them. Nothing is ever written to disk.
 
 from __future__ import annotations
 
-import gzip
 import posixpath
 import struct
 import tarfile
-import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Final
 
 import attrs
 
@@ -24,13 +22,7 @@ from ._findings import Severity
 from ._limits import DEFAULT_LIMITS, Limits
 from ._log import get_logger
 from ._report import Finding
-
-_igzip: Any
-try:  # isal decompresses gzip about twice as fast as zlib; it is optional.
-    from isal import igzip as _igzip
-except ImportError:  # pragma: no cover - exercised where isal is not installed
-    _igzip = None
-
+from ._tarstream import NO_DATA_TYPES, Header, HeaderLimitError, TarStream, TarStreamError
 
 # Magic numbers of what people upload instead of a gzip-compressed tar.
 _SIGNATURES: Final = (
@@ -180,97 +172,6 @@ def _is_v7_tar_header(block: bytes) -> bool:
     return stored in (unsigned, signed)
 
 
-class _HeaderTooLargeError(Exception):
-    """tarfile was about to read more header data than the limit allows."""
-
-    def __init__(self, size: int, limit: int, scope: str) -> None:
-        self.size = size
-        self.limit = limit
-        self.scope = scope
-        super().__init__(f"{scope} needs {size:,} bytes of header data, more than {limit:,}")
-
-
-class _BackwardSeekError(Exception):
-    """A header put the next member before the current position (a corrupt size)."""
-
-
-class _ForwardReader:
-    """The decompressed archive as tarfile reads it: forward only, headers on a budget.
-
-    tarfile reads a member's header blocks, pax and GNU extended headers and sparse
-    maps with ``read()``, each whole into memory, and skips member data with
-    ``seek()``. Reads since the last :meth:`reset` are counted, so a header that
-    claims gigabytes is refused before tarfile allocates it. Global pax headers
-    outlive their member (tarfile keeps them for the rest of the archive), so
-    their sizes are summed for the whole archive.
-    """
-
-    def __init__(self, stream: IO[bytes], limit: int) -> None:
-        self._stream = stream
-        self.limit = limit
-        self.position = 0
-        self.header_bytes = 0
-        self.global_bytes = 0
-        self.counting = True
-
-    def reset(self) -> None:
-        self.header_bytes = 0
-
-    def add_global(self, size: int) -> None:
-        self.global_bytes += size
-        if self.global_bytes > self.limit:
-            raise _HeaderTooLargeError(self.global_bytes, self.limit, "the global pax headers")
-
-    def read(self, size: int = -1) -> bytes:
-        if self.counting:
-            if size < 0 or self.header_bytes + size > self.limit:
-                raise _HeaderTooLargeError(self.header_bytes + size, self.limit, "a member")
-            self.header_bytes += size
-        data = self._stream.read(size)
-        self.position += len(data)
-        return data
-
-    def tell(self) -> int:
-        return self.position
-
-    def seekable(self) -> bool:
-        return False
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if whence != 0 or offset < self.position:
-            raise _BackwardSeekError(
-                f"a header points back to offset {offset:,} from {self.position:,}"
-            )
-        while self.position < offset:
-            chunk = self._stream.read(min(offset - self.position, _SKIP_CHUNK))
-            if not chunk:
-                break  # tarfile notices the end with its next read
-            self.position += len(chunk)
-        return self.position
-
-
-# Member data is skipped by reading it in chunks of this size (memory stays flat).
-_SKIP_CHUNK: Final = 1024 * 1024
-
-
-class _TarInfo(tarfile.TarInfo):
-    """tarfile's TarInfo, with global pax headers summed against the header limit."""
-
-    # _proc_member is tarfile's documented hook for subclasses (see its source).
-    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
-        reader = tar.fileobj
-        if self.type == tarfile.XGLTYPE and isinstance(reader, _ForwardReader):
-            reader.add_global(max(self.size, 0))
-        member: tarfile.TarInfo = super()._proc_member(tar)  # type: ignore[misc]
-        return member
-
-
-def _open_gzip(raw: IO[bytes]) -> IO[bytes]:
-    if _igzip is not None:
-        return _igzip.IGzipFile(fileobj=raw, mode="rb")  # type: ignore[no-any-return]
-    return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-
-
 def normalize_name(name: str) -> str | None:
     """A member name as a path relative to the add-on root, or None if it climbs out.
 
@@ -318,10 +219,15 @@ class _Reader:
     def read(self) -> ArchiveIndex:
         try:
             raw = self.path.open("rb")
-            head = raw.read(1024)
         except OSError as exc:
-            raise ArchiveError(f"cannot read {str(self.path)!r}: {exc.strerror or exc}") from exc
+            raise ArchiveError(f"cannot open {str(self.path)!r}: {exc.strerror or exc}") from exc
         with raw:
+            try:
+                head = raw.read(1024)
+            except OSError as exc:  # EIO, or a path that opens but cannot be read
+                raise ArchiveError(
+                    f"cannot read {str(self.path)!r}: {exc.strerror or exc}"
+                ) from exc
             what = sniff(head)
             if what != "gzip":
                 self.index.compression = what
@@ -334,80 +240,69 @@ class _Reader:
 
     def _stream(self, raw: IO[bytes]) -> None:
         index = self.index
+        limits = self.limits
         current = "the first member"
-        tar: tarfile.TarFile | None = None
-        reader: _ForwardReader | None = None
+        stream = TarStream(raw, max_header_bytes=limits.max_header_bytes)
+        reported = 0
         try:
-            reader = _ForwardReader(_open_gzip(raw), self.limits.max_header_bytes)
-            # Not tarfile.open(mode="r|"): its stream reads a header of any claimed size.
-            tar = tarfile.TarFile(
-                fileobj=reader,  # type: ignore[arg-type]
-                mode="r",
-                tarinfo=_TarInfo,
-                encoding="utf-8",
-                errors="surrogateescape",
-            )
-            for info in tar:
-                # tarfile keeps every member it returns; an index needs none of them.
-                tar.members.clear()  # type: ignore[attr-defined]
+            for info in stream:
                 current = repr(info.name)
                 index.member_count += 1
-                if index.member_count > self.limits.max_members:
-                    self._limit(f"has more than {self.limits.max_members:,} members", "max_members")
+                if index.member_count > limits.max_members:
+                    self._limit(f"has more than {limits.max_members:,} members", "max_members")
                     return
                 # Only these carry data (a directory's size field is ignored by tar).
-                stored = info.isreg() or info.type not in tarfile.SUPPORTED_TYPES
-                if stored and info.size < 0:
+                stored = info.type not in NO_DATA_TYPES
+                if stored and info.data_size < 0:
                     index.complete = False
                     self.add(
                         "AM201",
                         f"{self.path.name} is corrupt: member {info.name!r} has a negative "
-                        f"size ({info.size:,}) in its header",
+                        f"size ({info.data_size:,}) in its header",
                     )
                     return
-                if stored and info.size > self.limits.max_member_bytes:
+                if stored and info.size > limits.max_member_bytes:
                     self._limit(
                         f"member {info.name!r} is {info.size:,} bytes, more than "
-                        f"{self.limits.max_member_bytes:,}",
+                        f"{limits.max_member_bytes:,}",
                         "max_member_bytes",
                     )
                     return
                 index.total_bytes += info.size if stored else 0
-                if index.total_bytes > self.limits.max_total_bytes:
+                if index.total_bytes > limits.max_total_bytes:
                     self._limit(
-                        f"holds more than {self.limits.max_total_bytes:,} bytes uncompressed",
+                        f"holds more than {limits.max_total_bytes:,} bytes uncompressed",
                         "max_total_bytes",
                     )
                     return
-                reader.counting = False
-                self._member(info, tar)
-                reader.counting = True
-                reader.reset()
-                if self.progress is not None:
-                    self.progress(raw.tell())
-        except _HeaderTooLargeError as exc:
+                self._member(info, stream)
+                # A progress bar needs a few updates a second, not one per member.
+                if self.progress is not None and stream.compressed_offset - reported >= 1 << 20:
+                    reported = stream.compressed_offset
+                    self.progress(reported)
+        except HeaderLimitError as exc:
             where = "at the start" if index.member_count == 0 else "after " + current
             self._limit(
                 f"has a member {where} whose headers (pax headers, GNU long names, "
                 f"sparse maps) need more than {exc.limit:,} bytes"
-                if exc.scope == "a member"
+                if exc.scope == "member"
                 else f"has more than {exc.limit:,} bytes of global pax headers",
                 "max_header_bytes",
             )
-        except Exception as exc:  # noqa: BLE001 - any reader failure is a finding, see below
-            # tarfile and the decompressors raise ReadError, EOFError, zlib.error,
-            # OSError, ValueError and UnicodeError on hostile input: each means the
-            # archive cannot be extracted, which is what the finding says.
+        except TarStreamError as exc:
             index.complete = False
             after = "before " + current if index.member_count == 0 else "after " + current
             self.add(
                 "AM201",
                 f"{self.path.name} is corrupt or truncated {after} "
-                f"(compressed offset {raw.tell():,}): {_describe(exc)}",
+                f"(uncompressed offset {exc.offset:,}): {exc.reason}",
             )
-        finally:
-            if tar is not None:
-                tar.close()
+            return
+        if stream.total_out == 0:
+            index.complete = False
+            self.add("AM201", f"{self.path.name} is empty: its gzip data holds no tar archive")
+        if self.progress is not None:
+            self.progress(stream.compressed_offset)
 
     def _limit(self, what: str, field: str) -> None:
         self.index.complete = False
@@ -416,7 +311,7 @@ class _Reader:
             f"{self.path.name} {what}; stopped reading (raise the limit with {Limits.flag(field)})",
         )
 
-    def _member(self, info: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+    def _member(self, info: Header, stream: TarStream) -> None:
         raw_name = info.name
         shown = "/" + raw_name.lstrip("/")
         if raw_name.startswith("/"):
@@ -489,9 +384,7 @@ class _Reader:
         )
         self._imply_parents(name, kind)
         if self.index.contents is not None and kind == FILE:
-            extracted = tar.extractfile(info)
-            if extracted is not None:
-                self.index.contents[name] = extracted.read()
+            self.index.contents[name] = stream.read_data()
 
     def _imply_parents(self, name: str, kind: str) -> None:
         directories = self.index.directories
@@ -520,21 +413,6 @@ class _Reader:
             self.add("AM211", f"symlink {raw_name!r} -> {target!r} climbs out of the add-on", shown)
             return False
         return True
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, EOFError):
-        return "unexpected end of data"
-    if isinstance(exc, zlib.error | gzip.BadGzipFile):
-        return f"bad gzip data ({exc})"
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, RecursionError):
-        text = "headers nested too deeply"
-    elif not isinstance(exc, tarfile.TarError | OSError | _BackwardSeekError):
-        # tarfile's own parsing raises ValueError, UnicodeError, OverflowError and the like
-        # on fields it cannot decode: name the header, not the Python exception.
-        text = f"a header field cannot be decoded ({type(exc).__name__}: {text})"
-    return text[:200]
 
 
 def read_archive(

@@ -86,6 +86,11 @@ def read_bundle(
         raise BundleError(
             directory, "is not a directory (a bundle holds metadata.json and addon.tar.gz)"
         )
+    try:
+        # Listing first turns an unreadable directory into one clear message.
+        next(directory.iterdir(), None)
+    except OSError as exc:
+        raise BundleError(directory, f"cannot be read: {exc.strerror or exc}") from exc
     label = directory.resolve().name or str(directory)
     findings: list[Finding] = []
     metadata_path = directory / METADATA_NAME
@@ -230,7 +235,7 @@ def unused_entries(bundle: Bundle) -> list[Finding]:
         Finding(
             "AM230",
             f"the archive holds {shown}{more}, which no requested path reaches "
-            f"({len(unused)} entries in all)",
+            f"({len(unused)} {'entry' if len(unused) == 1 else 'entries'} in all)",
             addon=bundle.spec.name,
             source=archive.source,
         )
@@ -297,8 +302,10 @@ def simulate(read: Sequence[Bundle], images: Sequence[RuntimeImage]) -> Report:
     staged: list[StagedAddon] = []
     for b in read:
         # A second bundle of the same name (AM311) is not mounted: the first one owns it.
-        if b.spec is not None and b.archive is not None and all(
-            s.spec.name != b.spec.name for s in staged
+        if (
+            b.spec is not None
+            and b.archive is not None
+            and all(s.spec.name != b.spec.name for s in staged)
         ):
             staged.append(StagedAddon(b.spec, b.archive))
     links: list[Link] = []

@@ -96,7 +96,8 @@ def _limit_options(func: Any) -> Any:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_version(), prog_name="addon-mount")
+# package_name: the version is looked up only when --version is asked for.
+@click.version_option(package_name="addon-mount", prog_name="addon-mount")
 @click.option("--debug", is_flag=True, help="Show the full trace of an unexpected failure.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
@@ -174,8 +175,15 @@ def check(
     """
     configure_logging(log_format, verbose)
     limits = Limits(**limit_values)
-    if output is not None and output.exists() and not force:
-        raise CannotRun(f"{str(output)!r} exists; pass --force to overwrite it")
+    if output is not None:
+        if output.exists() and not force:
+            raise CannotRun(f"{str(output)!r} exists; pass --force to overwrite it")
+        # Inputs are never modified, --force or not: a bundle holds only its inputs.
+        # (The report replaces a symlink at --output, never its target: compare the link.)
+        if output.absolute().parent.resolve() in {b.resolve() for b in bundles if b.is_dir()}:
+            raise CannotRun(
+                f"{str(output)!r} is inside a bundle being checked; write the report elsewhere"
+            )
     try:
         images = load_runtimes(list(runtimes) or None)
         read = [read_bundle(b, limits=limits) for b in bundles]

@@ -17,9 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn
-from rich.table import Table
 
 from . import _capture
 from ._files import atomic_write
@@ -87,6 +84,10 @@ def runtimes_command(output_format: str) -> int:
     if output_format == "json":
         click.echo(json.dumps(rows, indent=2))
         return 0
+    # rich is imported here, not at the top: `check` loads this module and needs none of it.
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
     table = Table(title="Built-in runtimes", title_justify="left", show_lines=True)
     table.add_column("Name", no_wrap=True)
     table.add_column("Entries", justify="right")
@@ -104,6 +105,9 @@ def _progress(label: str) -> Iterator[Callable[[int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console  # noqa: PLC0415 - see runtimes_command
+    from rich.progress import Progress, SpinnerColumn, TextColumn  # noqa: PLC0415
+
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),

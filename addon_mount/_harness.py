@@ -16,14 +16,17 @@ Three pieces keep it cheap and faithful:
   staging root is its own device, so renames and hard links across it fail
   with EXDEV first, as on Linux.
 - The start-up is the check's own :class:`~addon_mount._workload.Workload`,
-  started in that filesystem, so the verdicts are the check's.
+  started in that filesystem, so the verdicts are the check's. In a fresh
+  filesystem the outcome depends only on the runtime and the bundles: later
+  start-ups with the same inputs replay what the first one created (its links
+  and their parents) and reuse its report.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
-import posixpath
 import stat
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -45,19 +48,24 @@ from ._report import Report, RuntimeSummary
 from ._runtime import (
     BUILTIN_PREFIX,
     DIRECTORY,
-    FILE,
     Entry,
     RuntimeImage,
     builtin_names,
-    parent_of,
 )
-from ._workload import CDSW_GID, CDSW_UID, ROOT_UID, WORKLOAD_UMASK, StagedAddon, Workload
+from ._workload import (
+    CDSW_GID,
+    CDSW_UID,
+    ROOT_UID,
+    WORKLOAD_UMASK,
+    StagedAddon,
+    Workload,
+    running_as,
+)
 
 # What a workload needs even when a runtime snapshot lacks it: a shared
 # temporary directory and the cdsw user's home (the project volume).
 TMP_DIR: Final = "/tmp"  # noqa: S108 - the fake workload's /tmp, never the host's
 TMP_MODE: Final = 0o1777
-HOME_DIR: Final = "/home"
 
 # A read-only mount refuses these attributes' changes (chmod, chown, utime, truncate)...
 _SEALED: Final = frozenset(FakeFile.stat_types) - {"st_atime", "st_atime_ns"}
@@ -67,6 +75,18 @@ _ACCESS_TIMES: Final = frozenset({"st_atime", "st_atime_ns"})
 
 class HarnessError(Exception):
     """The harness was used in a way it cannot honour (the message says how to fix it)."""
+
+
+# String operations, not posixpath: while pyfakefs patches, posixpath in this
+# module is its fake one, ten times slower, and these run once per entry.
+def _join(directory: str, name: str) -> str:
+    return directory + name if directory.endswith("/") else f"{directory}/{name}"
+
+
+def _split(path: str) -> tuple[str, str]:
+    """(parent, name): '' is the parent of a top-level name (or of '/x', '/' is meant)."""
+    parent, _, name = path.rpartition("/")
+    return parent, name
 
 
 def _read_only(obj: FakeFile, path: str | None = None) -> NoReturn:
@@ -116,7 +136,7 @@ class ReadOnlyDirectory(LazyDirectory):
 
     def add_entry(self, path_object: FakeFile) -> None:
         name = helpers.to_string(path_object.name)
-        path = posixpath.join(helpers.to_string(self.path), name)
+        path = _join(helpers.to_string(self.path), name)
         if name in self.entries:
             # Linux checks existence first: mkdir of an existing directory is EEXIST.
             self.filesystem.raise_os_error(errno.EEXIST, path)
@@ -124,7 +144,7 @@ class ReadOnlyDirectory(LazyDirectory):
 
     def remove_entry(self, pathname_name: str, recursive: bool = True) -> None:
         directory = helpers.to_string(self.path)
-        _read_only(self, posixpath.join(directory, helpers.to_string(pathname_name)))
+        _read_only(self, _join(directory, helpers.to_string(pathname_name)))
 
     def __setattr__(self, key: str, value: Any) -> None:
         if key in _ACCESS_TIMES:
@@ -175,7 +195,7 @@ class ReadOnlyXattrs(dict[str, bytes]):
     def _refuse(self, *_: Any, **__: Any) -> NoReturn:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse
 
 
 _NO_XATTRS: Final = ReadOnlyXattrs()
@@ -189,21 +209,25 @@ class _Prototype:
     are replaced.
     """
 
-    def __init__(self, fs: FakeFilesystem, cls: type[FakeFile], is_dir: bool) -> None:
+    def __init__(self, cls: type[FakeFile], is_dir: bool) -> None:
+        fs = _scratch_filesystem()
         proto: FakeFile
         if is_dir:
             proto = FakeDirectory("prototype", 0o755, filesystem=fs)
         else:
             proto = FakeFile("prototype", stat.S_IFREG | 0o644, contents=b"", filesystem=fs)  # type: ignore[type-var]
         self.cls = cls
-        self.attrs = dict(proto.__dict__)
+        # _harness_made tells what the tree made from what the start-up created.
+        self.attrs = {**proto.__dict__, "_harness_made": True}
         self.stat_cls = type(proto.stat_result)
         self.stat_attrs = dict(proto.stat_result.__dict__)
         # Containers are per object; every other attribute is immutable and shared.
         self.fresh = tuple(k for k, v in self.attrs.items() if isinstance(v, dict | list | set))
         self.readonly = issubclass(cls, ReadOnlyDirectory | ReadOnlyFile)
 
-    def clone(self, name: str, st_mode: int, uid: int, gid: int) -> FakeFile:
+    def clone(
+        self, fs: weakref.ReferenceType[FakeFilesystem], name: str, st_mode: int, uid: int, gid: int
+    ) -> FakeFile:
         st = object.__new__(self.stat_cls)
         st.__dict__.update(self.stat_attrs)
         st.__dict__.update(st_mode=st_mode, st_uid=uid, st_gid=gid)
@@ -212,9 +236,26 @@ class _Prototype:
         attributes.update(self.attrs)
         for key in self.fresh:
             attributes[key] = {} if key != "xattr" or not self.readonly else _NO_XATTRS
+        attributes["_filesystem"] = fs
         attributes["name"] = name
         attributes["stat_result"] = st
         return obj
+
+
+@functools.cache
+def _scratch_filesystem() -> FakeFilesystem:
+    """The filesystem the prototypes are built in (a clone is moved to its own)."""
+    fs = FakeFilesystem(path_separator="/")
+    fs.is_windows_fs = False
+    fs.is_macos = False
+    return fs
+
+
+@functools.cache
+def _prototype(is_dir: bool, readonly: bool) -> _Prototype:
+    if is_dir:
+        return _Prototype(ReadOnlyDirectory if readonly else LazyDirectory, is_dir)
+    return _Prototype(ReadOnlyFile if readonly else FakeFile, is_dir)
 
 
 # -- what the filesystem shows ------------------------------------------------------
@@ -224,20 +265,24 @@ class _Prototype:
 class RuntimeIndex:
     """A runtime's entries by directory, built once per runtime per process."""
 
-    image: RuntimeImage
     root: Entry
-    children: Mapping[str, tuple[Entry, ...]]
+    #: Entries by path, and the child names of each directory.
+    entries: Mapping[str, Entry]
+    children: Mapping[str, tuple[str, ...]]
 
     @classmethod
     def build(cls, image: RuntimeImage) -> RuntimeIndex:
-        children: dict[str, list[Entry]] = {}
+        entries: dict[str, Entry] = {}
+        children: dict[str, list[str]] = {}
         root = Entry("/", DIRECTORY, 0o755)
         for entry in image:
             if entry.path == "/":
                 root = entry
             else:
-                children.setdefault(parent_of(entry.path), []).append(entry)
-        return cls(image, root, {k: tuple(v) for k, v in children.items()})
+                entries[entry.path] = entry
+                parent, name = _split(entry.path)
+                children.setdefault(parent or "/", []).append(name)
+        return cls(root, entries, {k: tuple(v) for k, v in children.items()})
 
 
 def archive_children(archive: ArchiveIndex) -> dict[str, tuple[str, ...]]:
@@ -245,7 +290,8 @@ def archive_children(archive: ArchiveIndex) -> dict[str, tuple[str, ...]]:
     children: dict[str, list[str]] = {}
     for name in archive.members.keys() | archive.directories:
         if name:
-            children.setdefault(posixpath.dirname(name), []).append(posixpath.basename(name))
+            parent, base = _split(name)
+            children.setdefault(parent, []).append(base)
     return {k: tuple(sorted(v)) for k, v in children.items()}
 
 
@@ -257,8 +303,20 @@ class StagedBundle:
     children: Mapping[str, tuple[str, ...]]
 
 
+@attrs.frozen
+class Created:
+    """An entry the start-up created (a link, a directory cdsw made for one)."""
+
+    path: str
+    is_dir: bool
+    st_mode: int
+    uid: int
+    gid: int
+    contents: bytes
+
+
 class _Tree:
-    """The source of a lazy directory's children: the runtime and the mounted add-ons."""
+    """The source of lazy directories' children: the runtime and the mounted add-ons."""
 
     def __init__(
         self,
@@ -268,6 +326,7 @@ class _Tree:
         staged: Sequence[StagedBundle],
     ) -> None:
         self.fs = fs
+        self.fs_ref = weakref.ref(fs)
         self.index = index
         self.workload = workload
         self.mounts: dict[str, tuple[ArchiveIndex, Mapping[str, tuple[str, ...]]]] = {}
@@ -275,19 +334,8 @@ class _Tree:
             spec, archive = item.bundle.spec, item.bundle.archive
             if spec is not None and archive is not None:
                 self.mounts[spec.staging_root] = (archive, item.children)
-        self._protos = {
-            (is_dir, readonly): _Prototype(fs, self._class_for(is_dir, readonly), is_dir)
-            for is_dir in (False, True)
-            for readonly in (False, True)
-        }
 
-    @staticmethod
-    def _class_for(is_dir: bool, readonly: bool) -> type[FakeFile]:
-        if is_dir:
-            return ReadOnlyDirectory if readonly else LazyDirectory
-        return ReadOnlyFile if readonly else FakeFile
-
-    # -- the model ---------------------------------------------------------------
+    # -- the model: what a directory holds -------------------------------------------
 
     def _mount_of(self, path: str) -> str | None:
         for root in self.mounts:
@@ -302,64 +350,85 @@ class _Tree:
             return Entry(root, DIRECTORY, top.mode, top.uid, top.gid)
         return Entry(root, DIRECTORY, 0o755)
 
-    def children(self, path: str) -> Iterator[tuple[str, Entry, bool]]:
-        """(name, entry, read-only) for each child of directory *path*."""
+    def entry(self, path: str) -> tuple[Entry, bool] | None:
+        """What is at *path* and whether it is in a read-only mount: Workload.lookup's model."""
         root = self._mount_of(path)
         if root is not None:
-            archive, tree = self.mounts[root]
-            relative = path[len(root) + 1 :]
-            for name in tree.get(relative, ()):
-                member = posixpath.join(relative, name) if relative else name
-                entry = Workload._archive_entry(f"{path}/{name}", archive, member)
-                if entry is not None:
-                    yield name, entry, True
-            return
-        shown: set[str] = set()
-        for entry in self.index.children.get(path, ()):
-            name = posixpath.basename(entry.path)
-            if self._mount_of(entry.path) is not None:
-                continue  # the mount hides what the runtime has there
-            shown.add(name)
-            yield name, entry, False
-        if self.mounts and path == "/" and "runtime-addons" not in shown:
+            if path == root:
+                return self._mount_root_entry(root), True
+            archive = self.mounts[root][0]
+            found = Workload._archive_entry(path, archive, path[len(root) + 1 :])
+            return None if found is None else (found, True)
+        found = self.index.entries.get(path)
+        if found is None and path == ADDON_MOUNT_ROOT and self.mounts:
             # The platform creates the mount point with the first add-on.
-            yield "runtime-addons", Entry(ADDON_MOUNT_ROOT, DIRECTORY, 0o755), False
-        if path == ADDON_MOUNT_ROOT:
-            for root in self.mounts:
-                yield posixpath.basename(root), self._mount_root_entry(root), True
+            found = Entry(ADDON_MOUNT_ROOT, DIRECTORY, 0o755)
+        return None if found is None else (found, False)
 
-    # -- building objects ----------------------------------------------------------
+    def names(self, path: str) -> Iterator[str]:
+        """The names in directory *path* (a mount hides what the runtime has there)."""
+        root = self._mount_of(path)
+        if root is not None:
+            yield from self.mounts[root][1].get(path[len(root) + 1 :], ())
+            return
+        runtime = self.index.children.get(path, ())
+        yield from runtime
+        if path == "/" and self.mounts and "runtime-addons" not in runtime:
+            yield "runtime-addons"
+        if path == ADDON_MOUNT_ROOT:
+            yield from (_split(r)[1] for r in self.mounts if _split(r)[1] not in runtime)
+
+    def children(self, path: str) -> Iterator[tuple[str, Entry, bool]]:
+        """(name, entry, read-only) for each child of directory *path*."""
+        for name in self.names(path):
+            found = self.entry(_join(path, name))
+            if found is not None:
+                yield name, *found
+
+    # -- objects ---------------------------------------------------------------------
 
     def load(self, directory: LazyDirectory) -> None:
         """Put *directory*'s children in place; entries already there win."""
         path = directory._harness_path
         existing = directory._entries
         for name, entry, readonly in self.children(path):
-            child_path = posixpath.join(path, name)
             present = existing.get(name)
             if present is None:
-                self.insert(directory, self.make(name, entry, child_path, readonly=readonly))
+                self.insert(directory, self.make(name, entry, _join(path, name), readonly))
             elif entry.is_dir and type(present) is FakeDirectory:
-                self.graft(present, entry, child_path, readonly=readonly)
+                self.graft(present, entry, _join(path, name), readonly)
 
-    def make(self, name: str, entry: Entry, path: str, *, readonly: bool) -> FakeFile:
+    def child(self, directory: FakeDirectory, name: str) -> FakeFile | None:
+        """The child *name* of *directory*, put in place alone if the directory is not loaded."""
+        present = directory._entries.get(name)
+        if present is not None or not isinstance(directory, LazyDirectory) or directory.loaded:
+            return present
+        path = _join(directory._harness_path, name)
+        found = self.entry(path)
+        if found is None:
+            return None
+        obj = self.make(name, found[0], path, found[1])
+        self.insert(directory, obj)
+        return obj
+
+    def make(self, name: str, entry: Entry, path: str, readonly: bool) -> FakeFile:
         """A new object for *entry*, not yet in any directory."""
         uid, gid = entry.uid, entry.gid
         if entry.is_dir:
-            obj = self._protos[True, readonly].clone(name, stat.S_IFDIR | entry.mode, uid, gid)
+            obj = _prototype(True, readonly).clone(
+                self.fs_ref, name, stat.S_IFDIR | entry.mode, uid, gid
+            )
             obj.__dict__.update(_harness_tree=self, _harness_path=path)
             return obj
-        proto = self._protos[False, readonly]
-        contents = b""
+        proto = _prototype(False, readonly)
         if entry.is_symlink:
-            obj = proto.clone(name, stat.S_IFLNK | 0o777, uid, gid)
+            obj = proto.clone(self.fs_ref, name, stat.S_IFLNK | 0o777, uid, gid)
             contents = (entry.target or "").encode("utf-8", "surrogateescape")
             obj.__dict__.update(encoding="utf-8", errors="surrogateescape")
         else:
-            obj = proto.clone(name, entry.st_mode, uid, gid)
-            if readonly and entry.type == FILE:
-                contents = self.workload.contents_of(path) or b""
-        # Runtime snapshots hold no contents: a runtime file reads as empty.
+            obj = proto.clone(self.fs_ref, name, entry.st_mode, uid, gid)
+            # Runtime snapshots hold no contents: a runtime file reads as empty.
+            contents = (readonly and self.workload.contents_of(path)) or b""
         obj.__dict__["_byte_contents"] = contents
         obj.stat_result.st_size = len(contents)
         return obj
@@ -374,17 +443,14 @@ class _Tree:
         st.st_nlink += 1
         st.st_dev = directory.stat_result.st_dev
         directory.stat_result.st_nlink += 1
-        if obj.__dict__.get("_harness_path") in self.mounts:
-            # Each add-on is its own (read-only) mount: its own device.
+        path = obj.__dict__.get("_harness_path")
+        if path in self.mounts:
+            # Each add-on is its own (read-only) mount, so its own device.
             self.fs.last_dev += 1
             st.st_dev = self.fs.last_dev
-            self.fs.mount_points[obj.__dict__["_harness_path"]] = {
-                "idev": st.st_dev,
-                "total_size": None,
-                "used_size": 0,
-            }
+            self.fs.mount_points[path] = {"idev": st.st_dev, "total_size": None, "used_size": 0}
 
-    def graft(self, directory: FakeDirectory, entry: Entry, path: str, *, readonly: bool) -> None:
+    def graft(self, directory: FakeDirectory, entry: Entry, path: str, readonly: bool) -> None:
         """Make an existing plain directory show *entry*'s attributes and children too."""
         directory.__class__ = ReadOnlyDirectory if readonly else LazyDirectory
         directory.__dict__.update(_harness_tree=self, _harness_path=path)
@@ -393,51 +459,210 @@ class _Tree:
         st.st_uid, st.st_gid = entry.uid, entry.gid
 
     def add_directory(self, path: str, mode: int, uid: int, gid: int) -> None:
-        """Create *path* (and missing parents, root's, 755) unless something is there."""
+        """Create directory *path* (missing parents root's, 755) unless something is there."""
         parent = self.fs.root
         current = "/"
         for part in path.strip("/").split("/"):
-            current = posixpath.join(current, part)
-            child = parent.entries.get(part)
-            if child is None:
-                owner = (uid, gid) if current == path else (ROOT_UID, ROOT_UID)
-                entry = Entry(current, DIRECTORY, mode if current == path else 0o755, *owner)
-                child = self.make(part, entry, current, readonly=False)
-                child.__dict__["_harness_tree"] = None  # nothing to load
-                self.insert(parent, child)
-            if not isinstance(child, FakeDirectory):
+            current = _join(current, part)
+            obj = self.child(parent, part)
+            if obj is None:
+                last = current == path
+                entry = Entry(
+                    current, DIRECTORY, mode if last else 0o755, *((uid, gid) if last else (0, 0))
+                )
+                obj = self.make(part, entry, current, readonly=False)
+                obj.__dict__["_harness_tree"] = None  # nothing to load
+                self.insert(parent, obj)
+            if not isinstance(obj, FakeDirectory):
                 return
-            parent = child
+            parent = obj
+
+    # -- what the start-up created -------------------------------------------------------
+
+    def created(self) -> list[Created]:
+        """Every entry not made from the model, parents first (the start-up's work)."""
+        found: list[Created] = []
+
+        def visit(directory: FakeDirectory, path: str) -> None:
+            # _entries, not entries: an unloaded directory holds nothing created.
+            for name, obj in directory._entries.items():
+                child_path = _join(path, name)
+                is_dir = isinstance(obj, FakeDirectory)
+                if not obj.__dict__.get("_harness_made"):
+                    contents = b"" if is_dir else obj.byte_contents or b""
+                    st = obj.stat_result
+                    found.append(
+                        Created(child_path, is_dir, st.st_mode, st.st_uid, st.st_gid, contents)
+                    )
+                if isinstance(obj, FakeDirectory):
+                    visit(obj, child_path)
+
+        visit(self.fs.root, "/")
+        return found
+
+    def replay(self, created: Iterable[Created]) -> None:
+        """Create *created* again: the start-up's work, without running it."""
+        for item in created:
+            parent_path, name = _split(item.path)
+            parent = self.fs.root
+            for part in parent_path.split("/"):
+                if part:
+                    obj = self.child(parent, part)
+                    if not isinstance(obj, FakeDirectory):  # pragma: no cover - same model
+                        raise AssertionError(f"cannot replay {item.path!r}: no {part!r}")
+                    parent = obj
+            proto = _prototype(item.is_dir, False)
+            new = proto.clone(self.fs_ref, name, item.st_mode, item.uid, item.gid)
+            if not item.is_dir:
+                new.__dict__.update(
+                    _byte_contents=item.contents, encoding="utf-8", errors="surrogateescape"
+                )
+                new.stat_result.st_size = len(item.contents)
+            self.insert(parent, new)
+
+
+# -- errno order: EROFS before what pyfakefs checks first ----------------------------
+
+_GUARDED: Final = ("remove", "rmdir", "rename", "link", "add_open_file", "chmod")
+_OPENED: Final = "_harness_opened"
+
+
+def _parent_object(fs: FakeFilesystem, path: Any) -> FakeFile | None:
+    """The directory holding *path*'s last component (symlinks before it followed)."""
+    try:
+        text = fs.absnormpath(helpers.to_string(helpers.make_string_path(path)))
+        parent, name = _split(text)
+        if name in ("", ".", ".."):
+            return None
+        obj: FakeFile = fs.resolve(parent or "/")
+    except (OSError, TypeError):
+        return None  # the original call reports it
+    return obj
+
+
+def _guard(fs: FakeFilesystem) -> None:
+    """Make removals, renames and hard links in a read-only mount fail with EROFS first.
+
+    The kernel asks for write access to the mount before it looks the last
+    component up: ``rmdir`` of a non-empty directory, ``unlink`` of a missing
+    file, a hard link into the mount from elsewhere are EROFS there, where
+    pyfakefs would say ENOTEMPTY, ENOENT or EXDEV. Installed on the instance;
+    :func:`_unguard` removes it.
+    """
+    cls = type(fs)
+
+    def refuse(path: Any, parent: FakeFile | None = None) -> None:
+        if isinstance(parent or _parent_object(fs, path), ReadOnlyDirectory):
+            fs.raise_os_error(errno.EROFS, helpers.to_string(helpers.make_string_path(path)))
+
+    def remove(path: Any) -> None:
+        refuse(path)
+        cls.remove(fs, path)
+
+    def rmdir(target_directory: Any, allow_symlink: bool = False) -> None:
+        refuse(target_directory)
+        cls.rmdir(fs, target_directory, allow_symlink)
+
+    def rename(old_file_path: Any, new_file_path: Any, force_replace: bool = False) -> None:
+        # Linux: both parents looked up, then EXDEV across mounts, then EROFS.
+        old, new = _parent_object(fs, old_file_path), _parent_object(fs, new_file_path)
+        if old is not None and new is not None:
+            if old.st_dev != new.st_dev:
+                fs.raise_os_error(errno.EXDEV, helpers.to_string(old_file_path))
+            refuse(old_file_path, old)
+            refuse(new_file_path, new)
+        cls.rename(fs, old_file_path, new_file_path, force_replace)
+
+    def link(old_path: Any, new_path: Any, follow_symlinks: bool = True) -> FakeFile:
+        # Linux: the source looked up, then EEXIST, then EROFS, and only then EXDEV.
+        if fs.exists(old_path, check_link=True) and not fs.exists(new_path, check_link=True):
+            refuse(new_path)
+        result: FakeFile = cls.link(fs, old_path, new_path, follow_symlinks)
+        return result
+
+    # Every open ends here. pyfakefs lets root open any file for writing and
+    # fails only on the first write; the kernel refuses the open itself.
+    # And pyfakefs's os.open ends with a chmod of what it opened (its mode
+    # argument): harmless elsewhere, it would make every os.open in a mount
+    # fail, so the open is remembered and that one chmod, only it, is skipped.
+    def add_open_file(file_obj: Any, new_fd: int = -1) -> int:
+        opened = getattr(file_obj, "file_object", None)
+        if isinstance(opened, ReadOnlyFile) and getattr(file_obj, "allow_update", False):
+            _read_only(opened)
+        fd: int = cls.add_open_file(fs, file_obj, new_fd)
+        if getattr(file_obj, "raw_io", False) and isinstance(opened, ReadOnlyFile):
+            fs.__dict__[_OPENED] = opened
+        return fd
+
+    def chmod(
+        path: Any, mode: int, follow_symlinks: bool = True, force_unix_mode: bool = False
+    ) -> None:
+        opened = fs.__dict__.pop(_OPENED, None)
+        if opened is not None:
+            try:
+                target = fs.resolve(path, follow_symlinks, allow_fd=True)
+            except OSError:
+                target = None
+            if target is opened:
+                return
+        cls.chmod(fs, path, mode, follow_symlinks, force_unix_mode)
+
+    fs.__dict__.update(
+        remove=remove,
+        rmdir=rmdir,
+        rename=rename,
+        link=link,
+        add_open_file=add_open_file,
+        chmod=chmod,
+    )
+
+
+def _unguard(fs: FakeFilesystem) -> None:
+    for name in (*_GUARDED, _OPENED):
+        fs.__dict__.pop(name, None)
 
 
 # -- the caches ------------------------------------------------------------------
 
 # Bundles read with their contents, by directory and the identity of its files.
 _BUNDLES: dict[tuple[object, ...], StagedBundle] = {}
-_BUNDLES_MAX: Final = 512
 # Runtimes named by a string or a path, by what names them.
 _RUNTIMES: dict[tuple[object, ...], RuntimeImage] = {}
 # Indexes, by runtime image (a RuntimeImage given by a test has its own).
 _INDEXES: weakref.WeakKeyDictionary[RuntimeImage, RuntimeIndex] = weakref.WeakKeyDictionary()
+# Start-ups in a fresh filesystem, by runtime and bundles (ids, kept alive by the value).
+_OUTCOMES: dict[tuple[int, ...], tuple[object, Report, tuple[Created, ...]]] = {}
+_CACHE_MAX: Final = 256
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_MAX:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
 
 
 def clear_caches() -> None:
-    """Forget every runtime, index and bundle read so far."""
+    """Forget every runtime, index, bundle and start-up seen so far."""
     _BUNDLES.clear()
     _RUNTIMES.clear()
     _INDEXES.clear()
+    _OUTCOMES.clear()
+    _builtin_key.cache_clear()
 
 
 def _bundle_key(directory: Path, limits: Limits) -> tuple[object, ...] | None:
     try:
-        files = sorted(
-            (e.name, e.stat().st_mtime_ns, e.stat().st_size, e.inode())
-            for e in os.scandir(directory)
-            if e.is_file()
-        )
+        with os.scandir(directory) as scan:
+            files = []
+            for item in scan:
+                if item.is_file():
+                    st = item.stat()
+                    files.append((item.name, st.st_mtime_ns, st.st_size, st.st_ino))
     except OSError:
         return None
-    return (str(directory.resolve()), tuple(files), limits)
+    # The files' identities tell a changed bundle; abspath is enough to tell
+    # directories apart (resolving symlinks would cost a syscall per component).
+    return (str(directory.absolute()), tuple(sorted(files)), limits)
 
 
 def _stage(directory: Path, limits: Limits, *, cache: bool) -> StagedBundle:
@@ -448,9 +673,7 @@ def _stage(directory: Path, limits: Limits, *, cache: bool) -> StagedBundle:
     bundle = read_bundle(directory, limits=limits, keep_contents=True)
     staged = StagedBundle(bundle, archive_children(bundle.archive) if bundle.archive else {})
     if key is not None:
-        if len(_BUNDLES) >= _BUNDLES_MAX:
-            _BUNDLES.pop(next(iter(_BUNDLES)))
-        _BUNDLES[key] = staged
+        _remember(_BUNDLES, key, staged)
     return staged
 
 
@@ -459,12 +682,20 @@ def stage_bundle(directory: str | Path, limits: Limits = DEFAULT_LIMITS) -> Stag
     return _stage(Path(directory), limits, cache=True)
 
 
-def _runtime_key(spec: str | Path) -> tuple[object, ...]:
+@functools.cache
+def _builtin_key(spec: str) -> tuple[object, ...] | None:
     # The same precedence as load_runtime: a string naming a built-in runtime is one.
+    name = spec.removeprefix(BUILTIN_PREFIX)
+    if spec.startswith(BUILTIN_PREFIX) or name in builtin_names():
+        return ("builtin", name)
+    return None
+
+
+def _runtime_key(spec: str | Path) -> tuple[object, ...]:
     if isinstance(spec, str):
-        name = spec.removeprefix(BUILTIN_PREFIX)
-        if spec.startswith(BUILTIN_PREFIX) or name in builtin_names():
-            return ("builtin", name)
+        key = _builtin_key(spec)
+        if key is not None:
+            return key
     path = Path(spec)
     try:
         st = path.stat()
@@ -473,7 +704,7 @@ def _runtime_key(spec: str | Path) -> tuple[object, ...]:
     return ("path", str(path.resolve()), st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def load_runtime_image(spec: str | Path | RuntimeImage | None) -> RuntimeImage:
+def load_runtime_image(spec: str | os.PathLike[str] | RuntimeImage | None) -> RuntimeImage:
     """The runtime *spec* names, loaded once per process."""
     from ._check import load_runtimes  # noqa: PLC0415 - only this path needs the loaders
     from ._runtime import DEFAULT_RUNTIME  # noqa: PLC0415
@@ -482,6 +713,8 @@ def load_runtime_image(spec: str | Path | RuntimeImage | None) -> RuntimeImage:
         return spec
     if spec is None:
         spec = DEFAULT_RUNTIME
+    elif isinstance(spec, os.PathLike) and not isinstance(spec, Path):
+        spec = Path(os.fspath(spec))  # a path made while pyfakefs patches
     if not isinstance(spec, str | Path):
         raise HarnessError(
             f"runtime={spec!r}: a workload runs in one runtime; give a built-in name, a "
@@ -496,7 +729,7 @@ def load_runtime_image(spec: str | Path | RuntimeImage | None) -> RuntimeImage:
     image = _RUNTIMES.get(key)
     if image is None:
         (image,) = load_runtimes(spec)
-        _RUNTIMES[key] = image
+        _remember(_RUNTIMES, key, image)
     return image
 
 
@@ -531,26 +764,13 @@ def real_filesystem() -> Iterator[None]:
         yield
 
 
-@contextmanager
-def running_as(uid: int, gid: int) -> Iterator[None]:
-    """Run the block as *uid*/*gid* in pyfakefs, restoring the previous ids after."""
-    previous = helpers.get_uid(), helpers.get_gid()
-    helpers.set_uid(uid)
-    helpers.set_gid(gid)
-    try:
-        yield
-    finally:
-        helpers.set_uid(previous[0])
-        helpers.set_gid(previous[1])
-
-
 # -- one workload -------------------------------------------------------------------
-
-_ACTIVE: list[object] = []
 
 
 def _read_inputs(
-    bundles: Iterable[str | Path], runtime: str | Path | RuntimeImage | None, limits: Limits
+    bundles: Iterable[str | os.PathLike[str]],
+    runtime: str | os.PathLike[str] | RuntimeImage | None,
+    limits: Limits,
 ) -> tuple[list[StagedBundle], RuntimeImage]:
     """Load the runtime and read the bundles from the real filesystem (pyfakefs paused)."""
     read: list[StagedBundle | Path] = []
@@ -559,7 +779,7 @@ def _read_inputs(
         runtime_index(image)
         for directory in bundles:
             path = Path(directory)
-            if not path.exists() and active_patcher() is not None:
+            if active_patcher() is not None and not path.exists():
                 read.append(path)  # perhaps made in the fake filesystem (the fs fixture)
             else:
                 read.append(stage_bundle(path, limits))
@@ -571,71 +791,91 @@ def _read_inputs(
 
 
 def start(
-    fs: FakeFilesystem,
-    staged: Sequence[StagedBundle],
-    image: RuntimeImage,
-    *,
-    fresh: bool,
-) -> tuple[Workload, Report]:
+    fs: FakeFilesystem, staged: Sequence[StagedBundle], image: RuntimeImage, *, fresh: bool
+) -> Report:
     """Show *image* in *fs*, mount the add-ons and run the start-up; return its report.
 
-    *fresh* says *fs* holds nothing of the caller's: its contents (pyfakefs's
-    temporary directory) are dropped so the filesystem is the runtime's.
+    *fresh* says *fs* holds nothing of the caller's: pyfakefs's temporary
+    directory is dropped so the filesystem is the runtime's, and the outcome
+    depends only on the runtime and the bundles. The first such start-up runs
+    the Workload; later ones with the same runtime and bundles replay what it
+    created and reuse its report.
     """
     read = [s.bundle for s in staged]
-    findings = [f for b in read for f in b.findings]
-    collisions, skip = addon_collisions(read)
-    findings.extend(collisions)
-    for bundle in read:
-        findings.extend(unused_entries(bundle))
     addons = [
         StagedAddon(b.spec, b.archive) for b in read if b.spec is not None and b.archive is not None
     ]
-    index = runtime_index(image)
+    if isinstance(fs.root, LazyDirectory):
+        raise HarnessError(
+            "this fake filesystem already holds a workload (a module- or session-scoped "
+            "fs?): one workload per fake filesystem"
+        )
+    key = (id(image), *(id(s) for s in staged))
+    outcome = _OUTCOMES.get(key) if fresh else None
     with running_as(ROOT_UID, ROOT_UID):
         if fresh:
             for name in list(fs.root.entries):
                 fs.root.remove_entry(name)
         fs.umask = WORKLOAD_UMASK
         workload = Workload(image, addons, fs=fs)
-        tree = _Tree(fs, index, workload, staged)
-        tree.graft(fs.root, index.root, "/", readonly=False)
-    workload.start(skip=frozenset(skip))
-    findings.extend(workload.findings)
+        tree = _Tree(fs, runtime_index(image), workload, staged)
+        tree.graft(fs.root, tree.index.root, "/", readonly=False)
+        if outcome is not None:
+            tree.replay(outcome[2])
+            report = outcome[1]
+    if outcome is None:
+        report = _run(workload, read, image)
+        if fresh:
+            _remember(_OUTCOMES, key, ((image, *staged), report, tuple(tree.created())))
     with running_as(ROOT_UID, ROOT_UID):
         # What a workload always has, when the snapshot lacks it.
         tree.add_directory(TMP_DIR, TMP_MODE, ROOT_UID, ROOT_UID)
         tree.add_directory(PROJECT_VOLUME, 0o755, CDSW_UID, CDSW_GID)
-    report = Report(
+    return report
+
+
+def _run(workload: Workload, read: Sequence[Bundle], image: RuntimeImage) -> Report:
+    """The start-up and its report, as addon_mount.simulate makes them for one runtime."""
+    findings = [f for b in read for f in b.findings]
+    collisions, skip = addon_collisions(read)
+    findings.extend(collisions)
+    for bundle in read:
+        findings.extend(unused_entries(bundle))
+    workload.start(skip=frozenset(skip))
+    findings.extend(workload.findings)
+    return Report(
         addons=tuple(b.summary for b in read),
         runtimes=(RuntimeSummary(image.name, image.description, len(image)),),
         links=tuple(workload.links),
         findings=tuple(findings),
     )
-    return workload, report
 
 
 @attrs.define
 class Session:
-    """What :func:`activate` changed, to put back on exit."""
+    """An active workload: what it runs in, and what :func:`activate` changed, to put back."""
 
     fs: FakeFilesystem
+    image: RuntimeImage
     patcher: Patcher | None
     ids: tuple[int, int]
     cwd: str
     umask: int
 
 
+_ACTIVE: list[Session] = []
+
+
 def activate(
-    bundles: Iterable[str | Path],
-    runtime: str | Path | RuntimeImage | None,
+    bundles: Iterable[str | os.PathLike[str]],
+    runtime: str | os.PathLike[str] | RuntimeImage | None,
     limits: Limits,
-) -> tuple[Session, Workload, Report]:
+) -> tuple[Session, Report]:
     """Start a workload and patch it in for the caller, as cdsw; undo with :func:`deactivate`."""
     if _ACTIVE:
         raise HarnessError(
             "a workload is already active in this process: one workload at a time "
-            "(leave the first one's context, or use a second test)"
+            "(leave the first one's context first)"
         )
     staged, image = _read_inputs(bundles, runtime, limits)
     ids = helpers.get_uid(), helpers.get_gid()
@@ -649,22 +889,24 @@ def activate(
         fs = existing.fs
     if fs is None:  # pragma: no cover - a Patcher that is set up has a filesystem
         raise AssertionError("pyfakefs Patcher without a filesystem")
-    session = Session(fs, patcher, ids, fs.cwd, fs.umask)
+    session = Session(fs, image, patcher, ids, fs.cwd, fs.umask)
     _ACTIVE.append(session)
     try:
-        workload, report = start(fs, staged, image, fresh=patcher is not None)
+        report = start(fs, staged, image, fresh=patcher is not None)
+        _guard(fs)
         fs.cwd = PROJECT_VOLUME
         helpers.set_uid(CDSW_UID)
         helpers.set_gid(CDSW_GID)
     except BaseException:
         deactivate(session)
         raise
-    return session, workload, report
+    return session, report
 
 
 def deactivate(session: Session) -> None:
-    """Put back what :func:`activate` changed: patching, ids, and the fs's cwd and umask."""
+    """Put back what :func:`activate` changed: patching, ids, the fs's cwd and umask."""
     try:
+        _unguard(session.fs)
         if session.patcher is not None:
             session.patcher.tearDown()
         else:

@@ -34,8 +34,9 @@ class _Quiet:
 class _Threshold:
     """Forwards events at or above a level to structlog, configuring it on first use."""
 
-    def __init__(self, level: int, configure: Callable[[], None],
-                 context: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, level: int, configure: Callable[[], None], context: dict[str, Any] | None = None
+    ) -> None:
         self.level = level
         self.configure = configure
         self.context = context or {}
@@ -54,9 +55,7 @@ class _Threshold:
 
             if not structlog.is_configured():
                 self.configure()
-            getattr(structlog.get_logger("addon_mount"), method)(
-                event, **self.context, **fields
-            )
+            getattr(structlog.get_logger("addon_mount"), method)(event, **self.context, **fields)
 
         return emit
 

@@ -99,31 +99,53 @@ class _Collector:
         )
 
 
-class _DuplicateKeyError(ValueError):
-    def __init__(self, key: str) -> None:
-        self.key = key
-        super().__init__(key)
+class _Object(dict[str, Any]):
+    """A JSON object as parsed, remembering the first key it was given twice."""
+
+    duplicate: str | None = None
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    result = _Object()
     for key, value in pairs:
-        if key in result:
-            raise _DuplicateKeyError(key)
+        if key in result and result.duplicate is None:
+            result.duplicate = key
         result[key] = value
     return result
 
 
+class _NotJsonError(ValueError):
+    """A value Python's json module accepts but JSON does not have."""
+
+
+def _reject_constant(name: str) -> float:
+    raise _NotJsonError(f"{name} is not a JSON value (JSON has no NaN, Infinity or -Infinity)")
+
+
+def _parse_int(text: str) -> int | float:
+    # Only a number's type matters here, and int() refuses thousands of digits.
+    return int(text) if len(text) <= 100 else float(text)
+
+
+#: What decode_json returns when the bytes are not usable JSON (null is a JSON value).
+UNDECODABLE: Final = object()
+
+
 def _json_type(value: object) -> str:
-    return {
-        dict: "an object",
-        list: "an array",
-        str: "a string",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        type(None): "null",
-    }.get(type(value), type(value).__name__)
+    # isinstance, not type(): objects are parsed as a dict subclass.
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
 
 
 def _nesting_depth(text: str) -> int:
@@ -148,8 +170,8 @@ def _nesting_depth(text: str) -> int:
     return deepest
 
 
-def decode_json(data: bytes, out: _Collector, limits: Limits) -> object | None:
-    """Decode metadata bytes to a JSON value, or record why not and return None."""
+def decode_json(data: bytes, out: _Collector, limits: Limits) -> object:
+    """Decode metadata bytes to a JSON value, or record why not and return UNDECODABLE."""
     if len(data) > limits.max_metadata_bytes:
         # The caller may pass only the first limit + 1 bytes, so the real size is unknown.
         out.add(
@@ -157,20 +179,26 @@ def decode_json(data: bytes, out: _Collector, limits: Limits) -> object | None:
             f"metadata.json is larger than the limit of "
             f"{limits.max_metadata_bytes:,} bytes ({Limits.flag('max_metadata_bytes')})",
         )
-        return None
+        return UNDECODABLE
     if not data.strip():
         out.add(
             "AM110",
             "metadata.json is empty; expected a JSON object "
             '{"name": ..., "spec": {"paths": [...]}}',
         )
-        return None
+        return UNDECODABLE
     if data.startswith(b"\xef\xbb\xbf"):
         out.add(
             "AM110",
             "metadata.json starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM",
         )
-        return None
+        return UNDECODABLE
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        out.add(
+            "AM110",
+            "metadata.json starts with a UTF-16 byte-order mark; save it as UTF-8 without BOM",
+        )
+        return UNDECODABLE
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -179,7 +207,7 @@ def decode_json(data: bytes, out: _Collector, limits: Limits) -> object | None:
             f"metadata.json is not UTF-8: byte {data[exc.start]:#04x} at offset "
             f"{exc.start} cannot be decoded",
         )
-        return None
+        return UNDECODABLE
     depth = _nesting_depth(text)
     if depth > limits.max_json_depth:
         out.add(
@@ -187,56 +215,71 @@ def decode_json(data: bytes, out: _Collector, limits: Limits) -> object | None:
             f"metadata.json nests {depth} levels deep; expected at most "
             f"{limits.max_json_depth} ({Limits.flag('max_json_depth')}; the format needs 3)",
         )
-        return None
+        return UNDECODABLE
     try:
-        value: object = json.loads(text, object_pairs_hook=_no_duplicates)
-    except _DuplicateKeyError as exc:
-        out.add(
-            "AM110",
-            f"metadata.json has the key {exc.key!r} twice; a JSON object must name each key once",
+        value: object = json.loads(
+            text,
+            object_pairs_hook=_object,
+            parse_constant=_reject_constant,
+            parse_int=_parse_int,
         )
     except json.JSONDecodeError as exc:
         out.add(
             "AM110",
             f"metadata.json is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
         )
-    except (ValueError, RecursionError) as exc:  # e.g. integer strings over the digit limit
+    except (ValueError, RecursionError) as exc:  # NaN, or a hook's refusal
         out.add("AM110", f"metadata.json is not valid JSON: {exc}")
     else:
-        surrogate = _lone_surrogate(value, "")
-        if surrogate is None:
+        problem = _first_problem(value, "")
+        if problem is None:
             return value
-        where, char = surrogate
-        out.add(
-            "AM110",
-            f"metadata.json has an unpaired surrogate escape {char!r} in {where}; "
-            "expected valid Unicode text (a \\u escape from U+D800 to U+DFFF needs its pair)",
-        )
-    return None
+        out.add("AM110", problem)
+    return UNDECODABLE
 
 
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
-def _lone_surrogate(value: object, where: str) -> tuple[str, str] | None:
-    """Where the first unpaired UTF-16 surrogate is (json.loads lets them through)."""
+def _key_path(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _first_problem(value: object, where: str) -> str | None:
+    """The first key given twice or unpaired surrogate, in document order, as a message.
+
+    json.loads lets both through: a repeated key silently keeps its last value,
+    and a lone \\ud800 escape becomes a string no UTF-8 file or API can carry.
+    """
     if isinstance(value, str):
         found = _SURROGATE.search(value)
-        return (where or "the top-level value", found.group()) if found else None
+        return _surrogate(found.group(), where or "the top-level value") if found else None
+    if isinstance(value, _Object) and value.duplicate is not None:
+        return (
+            f"metadata.json has the key {_key_path(where, value.duplicate)!r} twice; "
+            "a JSON object must name each key once"
+        )
     if isinstance(value, dict):
         for key, item in value.items():
             found = _SURROGATE.search(key)
             if found:
-                return (f"a key of {where or 'the top-level object'}", found.group())
-            inner = _lone_surrogate(item, f"{where}.{key}" if where else key)
-            if inner:
-                return inner
+                return _surrogate(found.group(), f"a key of {where or 'the top-level object'}")
+            problem = _first_problem(item, _key_path(where, key))
+            if problem:
+                return problem
     if isinstance(value, list):
         for i, item in enumerate(value):
-            inner = _lone_surrogate(item, f"{where}[{i}]")
-            if inner:
-                return inner
+            problem = _first_problem(item, f"{where}[{i}]")
+            if problem:
+                return problem
     return None
+
+
+def _surrogate(char: str, where: str) -> str:
+    return (
+        f"metadata.json has an unpaired surrogate escape {char!r} in {where}; expected "
+        "valid Unicode text (a \\u escape from U+D800 to U+DFFF needs its pair)"
+    )
 
 
 def check_name(name: str, out: _Collector) -> None:
@@ -347,7 +390,7 @@ def parse_metadata(
     """
     out = _Collector(fallback_name, source)
     value = decode_json(data, out, limits)
-    if value is None:
+    if value is UNDECODABLE:
         return ParsedMetadata(None, tuple(out.findings), None, ())
     if not isinstance(value, dict):
         out.add(

@@ -7,10 +7,9 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import attrs
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # rich is imported when text is rendered: JSON and SARIF do without it
     from rich.console import Console
@@ -254,12 +253,14 @@ def _print_plan(console: Console, report: Report) -> None:
 _SARIF_LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
-def _artifact_uri(source: str) -> str:
+def _artifact_location(source: str) -> dict[str, str]:
     path = Path(source)
     try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        relative = path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
-        return path.resolve().as_uri()
+        return {"uri": path.resolve().as_uri()}
+    # A relative reference names the base it is relative to (SARIF 2.1.0, 3.4.4).
+    return {"uri": relative, "uriBaseId": "SRCROOT"}
 
 
 def _line_of(source: str, path: str | None, cache: dict[str, list[str]]) -> int | None:
@@ -302,6 +303,9 @@ def render_sarif(report: Report, version: str) -> str:
         if source is None and addon is not None:
             source = addon.metadata_file or addon.archive_file or addon.bundle
         text = finding.message
+        if finding.path and finding.path not in text:
+            # Archive findings name the member ('opt/x'); annotations need the workload path.
+            text += f" (workload path {finding.path})"
         if finding.runtime:
             text += f" (runtime {finding.runtime})"
         result: dict[str, Any] = {
@@ -317,7 +321,7 @@ def render_sarif(report: Report, version: str) -> str:
             },
         }
         if source is not None:
-            location: dict[str, Any] = {"artifactLocation": {"uri": _artifact_uri(source)}}
+            location: dict[str, Any] = {"artifactLocation": _artifact_location(source)}
             line = _line_of(source, finding.path, cache)
             if line is not None:
                 location["region"] = {"startLine": line}

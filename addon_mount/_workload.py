@@ -219,8 +219,14 @@ class Workload:
             obj = FakeDirectory(name, entry.mode, filesystem=self.fs)
             self._objects[path] = obj
         elif entry.is_symlink:
+            # Targets that are not UTF-8 reach here as surrogate escapes (tar's bytes).
             obj = FakeFile(
-                name, stat.S_IFLNK | 0o777, contents=entry.target or "", filesystem=self.fs
+                name,
+                stat.S_IFLNK | 0o777,
+                contents=entry.target or "",
+                filesystem=self.fs,
+                encoding="utf-8",
+                errors="surrogateescape",
             )
         else:
             contents = self.contents_of(path)
@@ -531,7 +537,12 @@ class Workload:
             # The archive could not be read to the end (already reported): its absence
             # here says nothing about the add-on.
             return
-        if member is not None and member.type == SYMLINK:
+        if member is not None and member.type == SYMLINK and self._loops(target):
+            message = (
+                f"{path} would not resolve: archive member {name!r} is a symlink to "
+                f"{member.linkname!r}, and following it leads back to itself"
+            )
+        elif member is not None and member.type == SYMLINK:
             message = (
                 f"{path} would dangle: archive member {name!r} is a symlink to "
                 f"{member.linkname!r}, which does not exist in the workload"
@@ -543,6 +554,19 @@ class Workload:
                 addon.archive, name
             )
         self._add(Finding("AM300", message, addon=spec.name, runtime=self.runtime.name, path=path))
+
+    def _loops(self, path: str) -> bool:
+        """True when following the symlinks at *path* comes back to a link already seen."""
+        seen: set[str] = set()
+        for _ in range(MAX_SYMLINKS):
+            entry = self.lookup(path)
+            if entry is None or not entry.is_symlink or entry.target is None:
+                return False
+            if path in seen:
+                return True
+            seen.add(path)
+            path = posixpath.normpath(posixpath.join(parent_of(path), entry.target))
+        return True
 
     def _add(self, finding: Finding) -> None:
         self.findings.append(finding)

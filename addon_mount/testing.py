@@ -41,10 +41,10 @@ files beside it.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from pathlib import Path
 
 from pyfakefs import helpers
 from pyfakefs.fake_filesystem import FakeFilesystem
@@ -56,7 +56,7 @@ from ._limits import DEFAULT_LIMITS, Limits
 from ._metadata import staging_root
 from ._report import Finding, Link, Report
 from ._runtime import RuntimeImage
-from ._workload import ROOT_UID, Workload
+from ._workload import ROOT_UID
 
 __all__ = [
     "HarnessError",
@@ -68,8 +68,8 @@ __all__ = [
     "workload",
 ]
 
-BundlePath = str | Path
-RuntimeArg = str | Path | RuntimeImage | None
+BundlePath = str | os.PathLike[str]
+RuntimeArg = str | os.PathLike[str] | RuntimeImage | None
 
 
 class StartedWorkload:
@@ -81,9 +81,8 @@ class StartedWorkload:
     using the fixture ends), the process sees its filesystem as cdsw.
     """
 
-    def __init__(self, session: _harness.Session, simulation: Workload, report: Report) -> None:
+    def __init__(self, session: _harness.Session, report: Report) -> None:
         self._session = session
-        self._simulation = simulation
         self._active = True
         #: The full report of the start-up (one runtime).
         self.report: Report = report
@@ -133,7 +132,7 @@ class StartedWorkload:
     @property
     def runtime(self) -> RuntimeImage:
         """The runtime image the workload runs in."""
-        return self._simulation.runtime
+        return self._session.image
 
     @property
     def fs(self) -> FakeFilesystem:
@@ -192,21 +191,24 @@ def workload(
     file, a ``docker export`` tarball, a root directory, or a
     :class:`~addon_mount.RuntimeImage`; default the embedded default runtime.
     Runtimes and bundles are read from the real filesystem once per process
-    and reused while unchanged.
+    and reused while unchanged; the first start-up with given inputs runs the
+    simulation, later ones rebuild what it created and reuse its report.
 
     Yields the :class:`StartedWorkload`. A broken add-on does not raise: its
     findings are in ``findings`` and the rest of the workload is in place.
     Raises :class:`~addon_mount.CheckError` or
     :class:`~addon_mount.RuntimeLoadError` when an input cannot be read, and
-    :class:`HarnessError` when a workload is already active.
+    :class:`HarnessError` when a workload is already active or *runtime*
+    names more than one runtime.
 
     On leaving, the patching, the pyfakefs user and group ids and (when it
     built into an active ``fs``) that filesystem's cwd and umask are put back.
     """
-    if isinstance(bundles, str | Path):
+    if isinstance(bundles, str | os.PathLike):
+        # Any path-like object: a path made while pyfakefs patches is not a pathlib.Path.
         bundles = [bundles]
-    session, simulation, report = _harness.activate(bundles, runtime, limits)
-    started = StartedWorkload(session, simulation, report)
+    session, report = _harness.activate(bundles, runtime, limits)
+    started = StartedWorkload(session, report)
     try:
         yield started
     finally:
@@ -229,16 +231,27 @@ class WorkloadFactory:
 
     def __call__(
         self,
-        *bundles: BundlePath,
+        *bundles: BundlePath | Sequence[BundlePath],
         runtime: RuntimeArg = None,
         limits: Limits = DEFAULT_LIMITS,
     ) -> StartedWorkload:
+        """Start the workload: bundles as arguments (or one list), then as :func:`workload`.
+
+        Raises :class:`HarnessError` on a second call: one workload per test.
+        """
         if self.started is not None:
             raise HarnessError(
                 "addon_workload was already called in this test: one workload per test "
                 "(pass every bundle to one call; for another runtime, write another test)"
             )
-        self.started = self._stack.enter_context(workload(bundles, runtime, limits=limits))
+        # addon_workload([a, b]) means addon_workload(a, b).
+        flat: list[BundlePath] = []
+        for item in bundles:
+            if isinstance(item, str | os.PathLike):
+                flat.append(item)
+            else:
+                flat.extend(item)
+        self.started = self._stack.enter_context(workload(flat, runtime, limits=limits))
         return self.started
 
     def close(self) -> None:
@@ -247,7 +260,7 @@ class WorkloadFactory:
 
 
 def clear_cache() -> None:
-    """Forget the runtimes and bundles read so far (the next workload reads them again)."""
+    """Forget the runtimes, bundles and start-ups seen so far (the next workload redoes them)."""
     _harness.clear_caches()
 
 
@@ -268,7 +281,11 @@ def time_workload(
     what every later test pays for its workload (set-up, the start-up,
     tear-down), plus *body* if given (called inside the workload, to time what
     a test does with it: the directories it touches are built then).
+
+    Call it outside any fake filesystem: with pyfakefs already patching, the
+    rounds would build into that filesystem and time something else.
     """
+    _not_faked("time_workload")
     samples: list[float] = []
     for i in range(rounds + 1):
         started = time.perf_counter()
@@ -284,8 +301,10 @@ def time_bare_fs(*, rounds: int = 25) -> list[float]:
     """Seconds per test pyfakefs's own ``fs`` fixture costs: a Patcher set up and torn down.
 
     The baseline for :func:`time_workload`: the ratio of their medians is the
-    harness's cost relative to a bare fake filesystem.
+    harness's cost relative to a bare fake filesystem. Call it outside any fake
+    filesystem too.
     """
+    _not_faked("time_bare_fs")
     ids = helpers.get_uid(), helpers.get_gid()
     samples: list[float] = []
     try:
@@ -300,3 +319,8 @@ def time_bare_fs(*, rounds: int = 25) -> list[float]:
         helpers.set_uid(ids[0])
         helpers.set_gid(ids[1])
     return samples
+
+
+def _not_faked(what: str) -> None:
+    if _harness.active_patcher() is not None:
+        raise HarnessError(f"{what}() must run outside any fake filesystem (pyfakefs is patching)")

@@ -42,8 +42,9 @@ def alternate(*commands: Sequence[str], runs: int = RUNS) -> list[tuple[float, i
     for _ in range(runs):
         for i, cmd in enumerate(commands):
             samples[i].append(run(cmd))
-    return [(statistics.median(w for w, _ in s), statistics.median(r for _, r in s))
-            for s in samples]
+    return [
+        (statistics.median(w for w, _ in s), statistics.median(r for _, r in s)) for s in samples
+    ]
 
 
 ROWS: list[tuple[str, str, str, str, str]] = []
@@ -67,35 +68,66 @@ def goal_speed_and_memory() -> None:
     archive = bundle / "addon.tar.gz"
     size = archive.stat().st_size
     print(f"input: {archive} ({size / 1e6:.0f} MB, 20,000 members)", file=sys.stderr)
-    (check, check_rss), (tar, _) = alternate([*CLI, "check", str(bundle)],
-                                             ["tar", "-tzf", str(archive)])
+    (check, check_rss), (tar, _) = alternate(
+        [*CLI, "check", str(bundle)], ["tar", "-tzf", str(archive)]
+    )
     ratio = check / tar
-    row("1. check 100 MB / 20k members vs tar -tzf", f"{check:.3f} s", f"{tar:.3f} s",
-        f"{ratio:.2f}x (goal <= 0.60x)", verdict(ratio <= 0.6))
-    row("2a. peak RSS of that check", mib(check_rss), "150 MiB", f"{check_rss / 150 / 2**20:.2f}x",
-        verdict(check_rss <= 150 * 2**20))
+    row(
+        "1. check 100 MB / 20k members vs tar -tzf",
+        f"{check:.3f} s",
+        f"{tar:.3f} s",
+        f"{ratio:.2f}x (goal <= 0.60x)",
+        verdict(ratio <= 0.6),
+    )
+    row(
+        "2a. peak RSS of that check",
+        mib(check_rss),
+        "150 MiB",
+        f"{check_rss / 150 / 2**20:.2f}x",
+        verdict(check_rss <= 150 * 2**20),
+    )
     big = inputs.addon_bundle("b20k-400mb", 20_000, 32000)
     small = inputs.small_bundle()
-    (rss4_t, rss4), (rss1_t, rss1), (_, base_rss) = alternate(
-        [*CLI, "check", str(big)], [*CLI, "check", str(bundle)], [*CLI, "check", str(small)],
-        runs=max(3, RUNS // 2))
+    (_, rss4), (_, rss1), (_, base_rss) = alternate(
+        [*CLI, "check", str(big)],
+        [*CLI, "check", str(bundle)],
+        [*CLI, "check", str(small)],
+        runs=max(3, RUNS // 2),
+    )
     growth = rss4 / rss1
-    row("2b. peak RSS, 4x the bytes, same members", mib(rss4), mib(rss1),
-        f"{growth:.2f}x (goal <= 1.20x)", verdict(growth <= 1.2))
+    row(
+        "2b. peak RSS, 4x the bytes, same members",
+        mib(rss4),
+        mib(rss1),
+        f"{growth:.2f}x (goal <= 1.20x)",
+        verdict(growth <= 1.2),
+    )
     per_member = (rss1 - base_rss) / 20_000
-    row("2c. memory per member (RSS over a 3-path check)", f"{per_member:.0f} B/member",
-        mib(base_rss), "-", "info")
+    row(
+        "2c. memory per member (RSS over a 3-path check)",
+        f"{per_member:.0f} B/member",
+        mib(base_rss),
+        "-",
+        "info",
+    )
 
 
 def goal_runtime_size() -> None:
     small = inputs.small_bundle()
     big = inputs.runtime_snapshot(250_000)
     little = inputs.runtime_snapshot(10_000)
-    (t_big, _), (t_little, _) = alternate([*CLI, "check", str(small), "--runtime", str(big)],
-                                          [*CLI, "check", str(small), "--runtime", str(little)])
+    (t_big, _), (t_little, _) = alternate(
+        [*CLI, "check", str(small), "--runtime", str(big)],
+        [*CLI, "check", str(small), "--runtime", str(little)],
+    )
     ratio = t_big / t_little
-    row("3. small add-on, 250k-entry runtime vs 10k", f"{t_big:.3f} s", f"{t_little:.3f} s",
-        f"{ratio:.2f}x (goal <= 1.30x)", verdict(ratio <= 1.3))
+    row(
+        "3. small add-on, 250k-entry runtime vs 10k",
+        f"{t_big:.3f} s",
+        f"{t_little:.3f} s",
+        f"{ratio:.2f}x (goal <= 1.30x)",
+        verdict(ratio <= 1.3),
+    )
 
 
 def goal_many_runtimes() -> None:
@@ -108,26 +140,42 @@ def goal_many_runtimes() -> None:
         many += ["--runtime", name]
     (t_many, _), (t_one, _) = alternate(many, [*CLI, "check", str(bundle), "--runtime", names[0]])
     ratio = t_many / t_one
-    row(f"4. 20k-member add-on in {len(names)} runtimes vs 1", f"{t_many:.3f} s", f"{t_one:.3f} s",
-        f"{ratio:.2f}x (goal <= 1.30x)", verdict(ratio <= 1.3))
+    row(
+        f"4. 20k-member add-on in {len(names)} runtimes vs 1",
+        f"{t_many:.3f} s",
+        f"{t_one:.3f} s",
+        f"{ratio:.2f}x (goal <= 1.30x)",
+        verdict(ratio <= 1.3),
+    )
 
 
 def goal_scaling() -> None:
     sizes = (2_000, 20_000, 200_000)
     bundles = [inputs.addon_bundle(f"scale-{n}", n, 256) for n in sizes]
     empty = inputs.small_bundle()
-    results = alternate(*([*CLI, "check", str(b)] for b in [empty, *bundles]),
-                        runs=max(3, RUNS // 2))
+    results = alternate(
+        *([*CLI, "check", str(b)] for b in [empty, *bundles]), runs=max(3, RUNS // 2)
+    )
     base = results[0][0]
     costs = []
     for n, (wall, _) in zip(sizes, results[1:], strict=True):
         cost = (wall - base) / n * 1e6
         costs.append(cost)
-        row(f"5. {n:,} members (over a 3-path check)", f"{wall:.3f} s", f"{base:.3f} s",
-            f"{cost:.1f} us/member", "info")
+        row(
+            f"5. {n:,} members (over a 3-path check)",
+            f"{wall:.3f} s",
+            f"{base:.3f} s",
+            f"{cost:.1f} us/member",
+            "info",
+        )
     spread = max(costs[1:]) / min(costs[1:])
-    row("5. per-member cost, 20k vs 200k", f"{costs[2]:.1f} us", f"{costs[1]:.1f} us",
-        f"{spread:.2f}x (linear: ~1x)", verdict(spread <= 1.5))
+    row(
+        "5. per-member cost, 20k vs 200k",
+        f"{costs[2]:.1f} us",
+        f"{costs[1]:.1f} us",
+        f"{spread:.2f}x (linear: ~1x)",
+        verdict(spread <= 1.5),
+    )
 
 
 def goal_fixture() -> None:
@@ -137,8 +185,13 @@ def goal_fixture() -> None:
         row("6. addon_workload fixture per test", "-", "-", "-", f"skipped ({exc})")
         return
     fixture, bare = per_test_costs(RUNS * 20)
-    row("6. addon_workload per test (default runtime, 3 bundles) vs bare fs", f"{fixture * 1e3:.2f} ms",
-        f"{bare * 1e3:.2f} ms", f"{fixture / bare:.1f}x", "info")
+    row(
+        "6. addon_workload per test (default runtime, 3 bundles) vs bare fs",
+        f"{fixture * 1e3:.2f} ms",
+        f"{bare * 1e3:.2f} ms",
+        f"{fixture / bare:.1f}x",
+        "info",
+    )
 
 
 def machine() -> str:
@@ -153,11 +206,14 @@ def machine() -> str:
         from isal import __version__ as isal_version
     except ImportError:
         isal_version = "absent (zlib fallback)"
-    tar_version = subprocess.run(["tar", "--version"], capture_output=True, text=True,
-                                 check=False).stdout.splitlines()[:1]
-    return (f"{platform.platform()}; {os.cpu_count()} cores; {model or platform.machine()}; "
-            f"Python {platform.python_version()}; isal {isal_version}; "
-            f"{tar_version[0] if tar_version else 'tar ?'}")
+    tar_version = subprocess.run(
+        ["tar", "--version"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()[:1]
+    return (
+        f"{platform.platform()}; {os.cpu_count()} cores; {model or platform.machine()}; "
+        f"Python {platform.python_version()}; isal {isal_version}; "
+        f"{tar_version[0] if tar_version else 'tar ?'}"
+    )
 
 
 def main() -> int:
@@ -165,17 +221,23 @@ def main() -> int:
         print("make bench needs tar on PATH for its baseline", file=sys.stderr)
         return 0
     print(f"machine: {machine()}", file=sys.stderr)
-    print(f"inputs cached in {inputs.cache_dir()}; {RUNS} runs per measurement\n",
-          file=sys.stderr)
-    goals: list[Callable[[], None]] = [goal_speed_and_memory, goal_runtime_size,
-                                       goal_many_runtimes, goal_scaling, goal_fixture]
+    print(f"inputs cached in {inputs.cache_dir()}; {RUNS} runs per measurement\n", file=sys.stderr)
+    goals: list[Callable[[], None]] = [
+        goal_speed_and_memory,
+        goal_runtime_size,
+        goal_many_runtimes,
+        goal_scaling,
+        goal_fixture,
+    ]
     only = os.environ.get("BENCH_ONLY")
     for goal in goals:
         if only and only not in goal.__name__:
             continue
         goal()
-    widths = [max(len(r[i]) for r in [("goal", "measured", "baseline", "ratio", "verdict"),
-                                        *ROWS]) for i in range(5)]
+    widths = [
+        max(len(r[i]) for r in [("goal", "measured", "baseline", "ratio", "verdict"), *ROWS])
+        for i in range(5)
+    ]
     print()
     print(f"machine: {machine()}")
     for r in [("goal", "measured (median)", "baseline (median)", "ratio", "verdict"), *ROWS]:

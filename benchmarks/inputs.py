@@ -12,8 +12,7 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
-from addon_mount._runtime import load_builtin, new_snapshot_db, write_entries
-from addon_mount._runtime import Entry
+from addon_mount._runtime import Entry, load_builtin, new_snapshot_db, write_entries
 
 CACHE_VERSION = "v1"
 
@@ -43,8 +42,10 @@ class _GzipWriter:
 
 
 def _word_pool(rng: random.Random, size: int) -> bytes:
-    words = [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz_./", k=rng.randint(2, 12)))
-             for _ in range(4000)]
+    words = [
+        bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz_./", k=rng.randint(2, 12)))
+        for _ in range(4000)
+    ]
     out = bytearray()
     while len(out) < size:
         out += rng.choice(words) + b" "
@@ -87,7 +88,8 @@ def addon_bundle(name: str, members: int, mean_bytes: int) -> Path:
         writer.close()
     tmp.replace(archive)
     (directory / "metadata.json").write_text(
-        json.dumps({"name": "bigtool", "spec": {"paths": ["/opt/bigtool"]}}))
+        json.dumps({"name": "bigtool", "spec": {"paths": ["/opt/bigtool"]}})
+    )
     return directory
 
 
@@ -97,13 +99,17 @@ def small_bundle() -> Path:
 
     directory = cache_dir() / "small"
     if not (directory / "addon.tar.gz").is_file():
-        write_bundle(directory, "small", ["/opt/small", "/usr/local/bin/small-cli",
-                                         "/etc/small.conf"], [
-            ("opt/small/lib/a.jar", "f", 0o644, "jar" * 100),
-            ("opt/small/README", "f", 0o644, "readme"),
-            ("usr/local/bin/small-cli", "f", 0o755, "#!/bin/sh\n"),
-            ("etc/small.conf", "f", 0o644, "key=value\n"),
-        ])
+        write_bundle(
+            directory,
+            "small",
+            ["/opt/small", "/usr/local/bin/small-cli", "/etc/small.conf"],
+            [
+                ("opt/small/lib/a.jar", "f", 0o644, "jar" * 100),
+                ("opt/small/README", "f", 0o644, "readme"),
+                ("usr/local/bin/small-cli", "f", 0o755, "#!/bin/sh\n"),
+                ("etc/small.conf", "f", 0o644, "key=value\n"),
+            ],
+        )
     return directory
 
 
@@ -128,11 +134,14 @@ def runtime_snapshot(entries: int) -> Path:
     tmp.unlink(missing_ok=True)
     db = new_snapshot_db(str(tmp))
     count = write_entries(db, [*base, *extra[:need]])
-    db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
-        ("name", f"bench-{entries}"),
-        ("description", f"the default runtime grown to {entries:,} entries"),
-        ("entries", str(count)),
-    ])
+    db.executemany(
+        "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+        [
+            ("name", f"bench-{entries}"),
+            ("description", f"the default runtime grown to {entries:,} entries"),
+            ("entries", str(count)),
+        ],
+    )
     db.commit()
     db.close()
     tmp.replace(path)

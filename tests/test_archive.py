@@ -38,7 +38,9 @@ def test_members_are_indexed_by_normalized_name(tmp_path: Path) -> None:
     assert index.members["opt/y"].mode == 0o700
     assert {"", "usr", "usr/bin", "opt", "opt/y"} <= index.directories
     implied = index.get("usr/bin")
-    assert implied is not None and implied.is_dir and implied.mode == 0o755
+    assert implied is not None
+    assert implied.is_dir
+    assert implied.mode == 0o755
     assert codes(index) == []
 
 
@@ -90,8 +92,10 @@ def test_truncated_archive_names_where_it_broke(tmp_path: Path) -> None:
     index = read_archive(write(tmp_path, data[: len(data) // 2]))
     assert codes(index) == ["AM201"]
     message = index.findings[0].message
-    assert message.startswith("addon.tar.gz is corrupt or truncated after 'opt/b' (compressed offset ")
-    assert message.endswith("unexpected end of data")
+    assert message.startswith(
+        "addon.tar.gz is corrupt or truncated after 'opt/b' (uncompressed offset "
+    )
+    assert message.endswith("the compressed data ends early: the file is cut short")
     assert not index.complete
 
 
@@ -143,8 +147,11 @@ def test_device_and_fifo_members_are_unsafe(tmp_path: Path) -> None:
 
 def test_symlink_into_runtime_is_a_warning(tmp_path: Path) -> None:
     """A symlink to an absolute runtime path is kept, with an AM212 warning."""
-    index = index_of(tmp_path, [("opt/java", "l", 0o777, "/usr/lib/jvm")],
-                     staging_root="/runtime-addons/custom-addon-a")
+    index = index_of(
+        tmp_path,
+        [("opt/java", "l", 0o777, "/usr/lib/jvm")],
+        staging_root="/runtime-addons/custom-addon-a",
+    )
     assert codes(index) == ["AM212"]
     assert index.findings[0].severity == "warning"
     assert index.members["opt/java"].linkname == "/usr/lib/jvm"
@@ -152,15 +159,19 @@ def test_symlink_into_runtime_is_a_warning(tmp_path: Path) -> None:
 
 def test_symlink_into_own_mount_is_fine(tmp_path: Path) -> None:
     """An absolute symlink into the add-on's own mount point is not reported."""
-    index = index_of(tmp_path, [("opt/x", "l", 0o777, "/runtime-addons/custom-addon-a/opt/y")],
-                     staging_root="/runtime-addons/custom-addon-a")
+    index = index_of(
+        tmp_path,
+        [("opt/x", "l", 0o777, "/runtime-addons/custom-addon-a/opt/y")],
+        staging_root="/runtime-addons/custom-addon-a",
+    )
     assert codes(index) == []
 
 
 def test_relative_symlink_inside_is_fine(tmp_path: Path) -> None:
     """A relative symlink that stays inside the add-on is not reported."""
-    index = index_of(tmp_path, [("opt/tool/bin/run", "f", 0o755, ""),
-                                ("opt/tool/run", "l", 0o777, "bin/run")])
+    index = index_of(
+        tmp_path, [("opt/tool/bin/run", "f", 0o755, ""), ("opt/tool/run", "l", 0o777, "bin/run")]
+    )
     assert codes(index) == []
 
 
@@ -173,9 +184,16 @@ def test_hard_link_to_earlier_member_is_fine(tmp_path: Path) -> None:
 
 def test_duplicates_warn_once(tmp_path: Path) -> None:
     """A file member repeated is one AM220 warning; repeated directories are not reported."""
-    index = index_of(tmp_path, [("opt/a", "f", 0o644, "1"), ("opt/a", "f", 0o644, "2"),
-                                ("opt/a", "f", 0o644, "3"), ("opt", "d", 0o755, ""),
-                                ("opt", "d", 0o755, "")])
+    index = index_of(
+        tmp_path,
+        [
+            ("opt/a", "f", 0o644, "1"),
+            ("opt/a", "f", 0o644, "2"),
+            ("opt/a", "f", 0o644, "3"),
+            ("opt", "d", 0o755, ""),
+            ("opt", "d", 0o755, ""),
+        ],
+    )
     assert codes(index) == ["AM220"]
     assert index.members["opt/a"].size == 1
 
@@ -190,8 +208,15 @@ def test_missing_file_is_an_error_to_the_caller(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "normal"),
-    [("./a/b/", "a/b"), (".", ""), ("./", ""), ("a/./b", "a/b"), ("a/../b", "b"),
-     ("a/../../b", None), ("..", None)],
+    [
+        ("./a/b/", "a/b"),
+        (".", ""),
+        ("./", ""),
+        ("a/./b", "a/b"),
+        ("a/../b", "b"),
+        ("a/../../b", None),
+        ("..", None),
+    ],
 )
 def test_normalize_name(name: str, normal: str | None) -> None:
     """Names normalize like paths; those that climb out give None."""

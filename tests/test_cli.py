@@ -34,10 +34,14 @@ def test_text_report_shows_status_findings_hint_and_plan(
     assert "profile (custom-addon-profile): FAILED (1 error)" in out
     assert "docs-example (custom-addon-docs-example): PASSED" in out
     assert "error   AM301 collision  /etc/profile.d" in out
-    assert ("cannot link /etc/profile.d: the runtime already has a directory "
-            "(owner uid 8536, mode 755) there") in out
+    assert (
+        "cannot link /etc/profile.d: the runtime already has a directory "
+        "(owner uid 8536, mode 755) there"
+    ) in out
     assert "fix: Choose a path the runtime does not have" in out
-    assert "  + /usr/custom_file -> /runtime-addons/custom-addon-docs-example/usr/custom_file" in out
+    assert (
+        "  + /usr/custom_file -> /runtime-addons/custom-addon-docs-example/usr/custom_file" in out
+    )
     assert "Summary: 1 passed, 1 failed; 1 error, 0 warnings" in out
 
 
@@ -49,8 +53,9 @@ def test_color_only_when_asked_or_on_a_terminal(capsys: pytest.CaptureFixture[st
     assert "\x1b[" in colored
 
 
-def test_exit_zero_with_warnings_and_one_with_strict(bundle: BundleFactory,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_exit_zero_with_warnings_and_one_with_strict(
+    bundle: BundleFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Warnings pass (0) unless --strict (1)."""
     b = str(bundle("vendor", ["/opt/vendor/tool"], [("opt/vendor/tool", "f", 0o644, "")]))
     assert run_main(["check", b], capsys)[0] == 0
@@ -62,8 +67,10 @@ def test_exit_zero_with_warnings_and_one_with_strict(bundle: BundleFactory,
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["check", "/nonexistent/bundle"], "addon-mount: error: bundle '/nonexistent/bundle' "
-                                           "does not exist"),
+        (
+            ["check", "/nonexistent/bundle"],
+            "addon-mount: error: bundle '/nonexistent/bundle' does not exist",
+        ),
         (["check", DOCS, "--runtime", "no-such-runtime"], "no-such-runtime"),
         (["check"], "Missing argument 'BUNDLES...'"),
         (["check", DOCS, "--format", "yaml"], "Invalid value for '-f' / '--format'"),
@@ -81,8 +88,9 @@ def test_cannot_run_is_exit_two_with_one_line(
     assert "Traceback" not in err + out
 
 
-def test_bundle_that_is_a_file_is_exit_two(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_bundle_that_is_a_file_is_exit_two(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A file given as a bundle is a usage problem, said plainly."""
     path = tmp_path / "metadata.json"
     path.write_text("{}")
@@ -91,8 +99,9 @@ def test_bundle_that_is_a_file_is_exit_two(tmp_path: Path,
     assert "is not a directory" in err
 
 
-def test_unexpected_failure_is_one_line_exit_two(monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_unexpected_failure_is_one_line_exit_two(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """An internal error prints one line and exits 2; --debug adds the trace."""
     import addon_mount._cli as cli_module
 
@@ -102,8 +111,10 @@ def test_unexpected_failure_is_one_line_exit_two(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(cli_module, "simulate", boom)
     status, _, err = run_main(["check", DOCS], capsys)
     assert status == 2
-    assert err.strip() == ("addon-mount: internal error: ZeroDivisionError: division by zero "
-                           "(run with --debug for the trace)")
+    assert err.strip() == (
+        "addon-mount: internal error: ZeroDivisionError: division by zero "
+        "(run with --debug for the trace)"
+    )
     status, _, err = run_main(["--debug", "check", DOCS], capsys)
     assert status == 2
     assert "Traceback" in err
@@ -126,8 +137,7 @@ def test_output_file_and_force(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_log_events_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     """-v --log-format json writes one JSON event per start-up step to stderr."""
-    status, out, err = run_main(["check", "-v", "--log-format", "json", "-f", "json", DOCS],
-                                capsys)
+    status, out, err = run_main(["check", "-v", "--log-format", "json", "-f", "json", DOCS], capsys)
     assert status == 0
     events = [json.loads(line) for line in err.splitlines()]
     names = [e["event"] for e in events]
@@ -145,8 +155,9 @@ def test_quiet_by_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert err == ""
 
 
-def test_library_logs_nothing_unless_configured(bundle: BundleFactory,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_library_logs_nothing_unless_configured(
+    bundle: BundleFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The library configures no logging: a check from Python prints nothing."""
     import addon_mount
 
@@ -186,3 +197,47 @@ def test_readme_code_table_is_generated_from_the_rules() -> None:
     readme = (REPO / "README.md").read_text()
     start = readme.index("<!-- codes:start -->\n") + len("<!-- codes:start -->\n")
     assert readme[start : readme.index("<!-- codes:end -->")] == markdown_table()
+
+
+def test_output_never_lands_in_a_bundle(
+    bundle: BundleFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--output inside a bundle directory is refused, even with --force: inputs stay as they are."""
+    b = bundle("tool", ["/opt/tool"], TOOL)
+    before = (b / "metadata.json").read_bytes()
+    status, _, err = run_main(["check", str(b), "-o", str(b / "metadata.json"), "--force"], capsys)
+    assert status == 2
+    assert "is inside a bundle being checked" in err
+    assert (b / "metadata.json").read_bytes() == before
+
+
+def test_unreadable_bundle_is_exit_two(
+    bundle: BundleFactory, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bundle directory that cannot be listed is a clear exit-2 message, not a traceback.
+
+    Root lists any directory, so the refusal comes from a patched Path.iterdir: the
+    same OSError an unprivileged user gets from a mode-000 directory.
+    """
+    b = bundle("tool", ["/opt/tool"], TOOL)
+    real_iterdir = Path.iterdir
+
+    def refuse(self: Path) -> object:
+        if self == b:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", refuse)
+    status, _, err = run_main(["check", str(b)], capsys)
+    assert status == 2
+    assert err.strip() == f"addon-mount: error: bundle '{b}' cannot be read: Permission denied"
+
+
+def test_symlink_loop_in_archive_is_named(bundle: BundleFactory) -> None:
+    """A requested member whose symlinks loop says so, rather than 'does not exist'."""
+    import addon_mount
+
+    b = bundle("loop", ["/opt/a"], [("opt/a", "l", 0o777, "b"), ("opt/b", "l", 0o777, "a")])
+    report = addon_mount.check([b])
+    assert [f.code for f in report.errors] == ["AM300"]
+    assert "following it leads back to itself" in report.errors[0].message

@@ -61,8 +61,10 @@ def test_docs_example_passes() -> None:
     assert report["ok"] is True
     assert report["findings"] == []
     assert [(link["path"], link["target"]) for link in report["links"]] == [  # type: ignore[index]
-        ("/usr/bin/custom_folder",
-         "/runtime-addons/custom-addon-docs-example/usr/bin/custom_folder"),
+        (
+            "/usr/bin/custom_folder",
+            "/runtime-addons/custom-addon-docs-example/usr/bin/custom_folder",
+        ),
         ("/usr/custom_file", "/runtime-addons/custom-addon-docs-example/usr/custom_file"),
     ]
 
@@ -104,15 +106,16 @@ def test_json_contract() -> None:
     findings = report["findings"]
     assert isinstance(findings, list)
     for f in findings:
-        assert set(f) >= {"code", "kind", "severity", "addon", "runtime", "path", "message",
-                          "hint"}
+        assert set(f) >= {"code", "kind", "severity", "addon", "runtime", "path", "message", "hint"}
 
 
 def test_fixtures_match_their_generator() -> None:
     """The committed fixtures are what scripts/make_fixtures.py generates."""
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "make_fixtures.py"), "--check"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
 
@@ -129,14 +132,22 @@ def test_fixture_inputs_are_not_modified() -> None:
 
 def test_console_script_and_module_entry_points(tmp_path: Path) -> None:
     """`python -m addon_mount` runs the CLI with the documented exit statuses."""
-    ok = subprocess.run([sys.executable, "-m", "addon_mount", "check",
-                         str(FIXTURES / "docs-example")], capture_output=True, text=True,
-                        check=False, cwd=tmp_path)
+    ok = subprocess.run(
+        [sys.executable, "-m", "addon_mount", "check", str(FIXTURES / "docs-example")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "docs-example (custom-addon-docs-example): PASSED" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "addon_mount", "check",
-                          str(FIXTURES / "broken" / "collision")], capture_output=True,
-                         text=True, check=False, cwd=tmp_path)
+    bad = subprocess.run(
+        [sys.executable, "-m", "addon_mount", "check", str(FIXTURES / "broken" / "collision")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
     assert bad.returncode == 1
     assert "FAILED" in bad.stdout
     assert "\x1b[" not in bad.stdout  # no colour when piped

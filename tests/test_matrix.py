@@ -62,9 +62,16 @@ def build_tarball(path: Path, *, dot_prefix: bool) -> None:
 @pytest.fixture
 def bundles(bundle: BundleFactory) -> list[Path]:
     return [
-        bundle("tool", ["/opt/tool", "/usr/bin/java", "/var/lib/tool", "/lib/tool"],
-               [*TOOL, ("usr/bin/java", "f", 0o755, ""), ("var/lib/tool", "f", 0o644, ""),
-                ("lib/tool", "f", 0o644, "")]),
+        bundle(
+            "tool",
+            ["/opt/tool", "/usr/bin/java", "/var/lib/tool", "/lib/tool"],
+            [
+                *TOOL,
+                ("usr/bin/java", "f", 0o755, ""),
+                ("var/lib/tool", "f", 0o644, ""),
+                ("lib/tool", "f", 0o644, ""),
+            ],
+        ),
         bundle("conda-ext", ["/opt/conda/ext"], [("opt/conda/ext", "f", 0o644, "")]),
     ]
 
@@ -84,11 +91,12 @@ def test_directory_tarball_and_snapshot_give_identical_verdicts(
     snapshot = tmp_path / "runtime.snap"
     done = subprocess.run(
         [sys.executable, "-m", "addon_mount", "snapshot", str(root), "-o", str(snapshot)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
-    reports = [addon_mount.check(bundles, runtime=spec)
-               for spec in (root, plain, dotted, snapshot)]
+    reports = [addon_mount.check(bundles, runtime=spec) for spec in (root, plain, dotted, snapshot)]
     expected = verdicts(reports[0])
     assert {(code, path) for code, path, _ in expected} == {
         ("AM301", "/usr/bin/java"),

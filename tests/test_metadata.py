@@ -109,8 +109,9 @@ def test_duplicate_and_nested_paths() -> None:
 
 def test_nested_path_is_not_linked_but_outer_is() -> None:
     """Only the outer of two nested paths reaches the spec."""
-    result = parse_metadata(json.dumps(doc(paths=["/opt/a/b", "/opt/a"])).encode(),
-                            fallback_name="b")
+    result = parse_metadata(
+        json.dumps(doc(paths=["/opt/a/b", "/opt/a"])).encode(), fallback_name="b"
+    )
     assert result.spec is not None
     assert result.spec.paths == ("/opt/a",)
 
@@ -156,8 +157,11 @@ def test_unknown_keys_are_warnings() -> None:
         (b"   \n", "metadata.json is empty"),
         (b"\xef\xbb\xbf{}", "starts with a UTF-8 byte-order mark"),
         (b'{"name": "\xff"}', "is not UTF-8: byte 0xff at offset 10"),
-        (b'{"name": "x",}', "is not valid JSON: Expecting property name enclosed in double quotes "
-                            "at line 1 column 14"),
+        (
+            b'{"name": "x",}',
+            "is not valid JSON: Expecting property name enclosed in double quotes "
+            "at line 1 column 14",
+        ),
         (b'{"name": "x", "name": "y"}', "has the key 'name' twice"),
         (b"[" * 10_000 + b"]" * 10_000, "nests 10000 levels deep; expected at most 32"),
     ],
@@ -173,8 +177,9 @@ def test_undecodable_metadata(data: bytes, message: str) -> None:
 
 def test_findings_carry_the_addon_name_and_source() -> None:
     """Findings name the add-on from the file, and the file they are about."""
-    result = parse_metadata(json.dumps(doc("tool", ["rel"])).encode(), fallback_name="dir",
-                            source="b/metadata.json")
+    result = parse_metadata(
+        json.dumps(doc("tool", ["rel"])).encode(), fallback_name="dir", source="b/metadata.json"
+    )
     assert [(f.addon, f.source, f.path) for f in result.findings] == [
         ("tool", "b/metadata.json", "rel")
     ]

@@ -24,8 +24,11 @@ def errors(report: Report) -> list[tuple[str, str | None]]:
 
 def test_clean_addon_links_every_path(runtime: RuntimeImage, bundle: BundleFactory) -> None:
     """Paths in cdsw-owned directories link to the add-on's mount and pass."""
-    b = bundle("tool", ["/opt/tool", "/usr/local/bin/run"],
-               [*TOOL, ("usr/local/bin/run", "l", 0o777, "../../../opt/tool/bin/run")])
+    b = bundle(
+        "tool",
+        ["/opt/tool", "/usr/local/bin/run"],
+        [*TOOL, ("usr/local/bin/run", "l", 0o777, "../../../opt/tool/bin/run")],
+    )
     report = run(runtime, b)
     assert report.findings == ()
     assert [(link.path, link.target) for link in report.links] == [
@@ -51,9 +54,7 @@ def test_existing_path_is_a_collision(
     b = bundle("x", [path], [(path[1:], "f", 0o644, "")])
     report = run(runtime, b)
     assert errors(report) == [("AM301", path)]
-    assert report.errors[0].message == (
-        f"cannot link {path}: the runtime already has {what} there"
-    )
+    assert report.errors[0].message == (f"cannot link {path}: the runtime already has {what} there")
     assert report.links == ()
 
 
@@ -111,7 +112,9 @@ def test_dangling_symlink_member(runtime: RuntimeImage, bundle: BundleFactory) -
 
 def test_symlink_member_into_runtime_resolves(runtime: RuntimeImage, bundle: BundleFactory) -> None:
     """A member linking to an existing runtime path resolves (warning only)."""
-    report = run(runtime, bundle("x", ["/opt/envlink"], [("opt/envlink", "l", 0o777, "/usr/bin/env")]))
+    report = run(
+        runtime, bundle("x", ["/opt/envlink"], [("opt/envlink", "l", 0o777, "/usr/bin/env")])
+    )
     assert errors(report) == []
     assert [f.code for f in report.findings] == ["AM212"]
 
@@ -120,7 +123,9 @@ def test_missing_parent_is_created_with_warning(
     runtime: RuntimeImage, bundle: BundleFactory
 ) -> None:
     """A missing parent under a cdsw directory is created like mkdir -p: AM330 warning."""
-    report = run(runtime, bundle("x", ["/opt/vendor/sub/tool"], [("opt/vendor/sub/tool", "d", 0o755, "")]))
+    report = run(
+        runtime, bundle("x", ["/opt/vendor/sub/tool"], [("opt/vendor/sub/tool", "d", 0o755, "")])
+    )
     assert [(f.code, str(f.severity)) for f in report.findings] == [("AM330", "warning")]
     assert report.findings[0].message == (
         "/opt/vendor/sub does not exist in the runtime; cdsw created /opt/vendor "
@@ -160,8 +165,14 @@ def test_parent_that_is_a_file(runtime: RuntimeImage, bundle: BundleFactory) -> 
 @pytest.mark.parametrize(
     ("members", "fragment"),
     [
-        ([("opt/key.pem", "f", 0o600, "secret")], "links to a file that cdsw (uid 8536) may not read"),
-        ([("opt/d", "d", 0o700, "")], "links to a directory that cdsw (uid 8536) may not read and search"),
+        (
+            [("opt/key.pem", "f", 0o600, "secret")],
+            "links to a file that cdsw (uid 8536) may not read",
+        ),
+        (
+            [("opt/d", "d", 0o700, "")],
+            "links to a directory that cdsw (uid 8536) may not read and search",
+        ),
         ([("opt/d", "d", 0o700, ""), ("opt/d/x", "f", 0o644, "")], "may not read and search"),
     ],
 )
@@ -179,16 +190,18 @@ def test_unsearchable_archive_directory_blocks_content(
     runtime: RuntimeImage, bundle: BundleFactory
 ) -> None:
     """A 700 directory above the requested member keeps cdsw out: AM321."""
-    report = run(runtime, bundle("x", ["/opt/d/x"], [("opt/d", "d", 0o700, ""),
-                                                    ("opt/d/x", "f", 0o644, "")]))
+    report = run(
+        runtime, bundle("x", ["/opt/d/x"], [("opt/d", "d", 0o700, ""), ("opt/d/x", "f", 0o644, "")])
+    )
     assert errors(report) == [("AM321", "/opt/d/x")]
     assert "may not search /runtime-addons/custom-addon-x/opt/d" in report.errors[0].message
 
 
 def test_archive_owned_by_cdsw_is_readable(runtime: RuntimeImage, bundle: BundleFactory) -> None:
     """Owner bits apply when the archive's uid is cdsw's."""
-    report = run(runtime, bundle("x", ["/opt/key.pem"], [("opt/key.pem", "f", 0o600, "")],
-                                 uid=8536))
+    report = run(
+        runtime, bundle("x", ["/opt/key.pem"], [("opt/key.pem", "f", 0o600, "")], uid=8536)
+    )
     assert report.findings == ()
 
 
@@ -206,7 +219,9 @@ def test_every_path_is_checked(runtime: RuntimeImage, bundle: BundleFactory) -> 
     b = bundle("x", ["/etc/hosts", "/var/lib/x", "/opt/missing", "/opt/tool"], TOOL)
     report = run(runtime, b)
     assert sorted(errors(report)) == [
-        ("AM300", "/opt/missing"), ("AM301", "/etc/hosts"), ("AM320", "/var/lib/x")
+        ("AM300", "/opt/missing"),
+        ("AM301", "/etc/hosts"),
+        ("AM320", "/var/lib/x"),
     ]
     assert [link.path for link in report.links] == ["/opt/missing", "/opt/tool"]
 
@@ -232,8 +247,9 @@ def test_same_name_twice_is_a_collision(runtime: RuntimeImage, bundle: BundleFac
 
 def test_name_already_mounted_in_runtime(bundle: BundleFactory) -> None:
     """A runtime that already mounts custom-addon-<name> means the name is taken."""
-    from .conftest import cml_entries
     from addon_mount import Entry
+
+    from .conftest import cml_entries
 
     image = RuntimeImage.from_entries(
         [*cml_entries(), Entry("/runtime-addons/custom-addon-tool", "d", 0o755)], name="r"
@@ -258,8 +274,11 @@ def test_verdicts_do_not_depend_on_the_real_user(
     runtime: RuntimeImage, bundle: BundleFactory, uid: int
 ) -> None:
     """The same scenario gives the same report whether the process is root or not."""
-    b = bundle("x", ["/var/lib/x", "/opt/key.pem", "/etc/hosts", "/opt/tool"],
-               [*TOOL, ("opt/key.pem", "f", 0o600, "")])
+    b = bundle(
+        "x",
+        ["/var/lib/x", "/opt/key.pem", "/etc/hosts", "/opt/tool"],
+        [*TOOL, ("opt/key.pem", "f", 0o600, "")],
+    )
     helpers.set_uid(uid)
     helpers.set_gid(uid)
     try:
@@ -267,13 +286,18 @@ def test_verdicts_do_not_depend_on_the_real_user(
     finally:
         helpers.reset_ids()
     assert sorted(errors(report)) == [
-        ("AM301", "/etc/hosts"), ("AM320", "/var/lib/x"), ("AM321", "/opt/key.pem")
+        ("AM301", "/etc/hosts"),
+        ("AM320", "/var/lib/x"),
+        ("AM321", "/opt/key.pem"),
     ]
 
 
 def test_real_filesystem_is_untouched(runtime: RuntimeImage, bundle: BundleFactory) -> None:
     """The simulation creates nothing on the real disk: no /runtime-addons, no links."""
-    run(runtime, bundle("x", ["/opt/addon-mount-probe"], [("opt/addon-mount-probe", "f", 0o644, "")]))
+    run(
+        runtime,
+        bundle("x", ["/opt/addon-mount-probe"], [("opt/addon-mount-probe", "f", 0o644, "")]),
+    )
     assert not os.path.lexists("/opt/addon-mount-probe")
     assert not os.path.lexists("/runtime-addons/custom-addon-x")
 
@@ -287,7 +311,8 @@ def test_only_needed_entries_are_materialized(bundle: BundleFactory) -> None:
     many = [Entry(f"/usr/share/doc/pkg{i}", "d", 0o755) for i in range(2000)]
     image = RuntimeImage.from_entries([*cml_entries(), *many], name="big")
     b = read_bundle(bundle("x", ["/opt/tool"], TOOL))
-    assert b.spec is not None and b.archive is not None
+    assert b.spec is not None
+    assert b.archive is not None
     workload = Workload(image, [StagedAddon(b.spec, b.archive)])
     workload.start()
     assert workload.links

@@ -1,0 +1,211 @@
+"""Tests for the pytest plugin: a user's test file using addon_workload, run by pytester."""
+
+from __future__ import annotations
+
+import builtins
+import io
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from pyfakefs import helpers
+from pyfakefs.fake_filesystem_unittest import Patcher
+
+from addon_mount._builders import MemberSpec, write_bundle
+
+from .conftest import REPO
+
+pytest_plugins = ["pytester"]
+
+DOCS = REPO / "docs" / "testing.md"
+ORACLE: list[MemberSpec] = [
+    ("opt/oracle", "d", 0o755, ""),
+    ("opt/oracle/ojdbc8.jar", "f", 0o644, b"PK\x03\x04 driver"),
+    ("opt/oracle/conf", "d", 0o755, ""),
+    ("opt/oracle/conf/tnsnames.ora", "f", 0o644, "XE = (HOST=db)(PORT=1521)\n"),
+]
+# The plugin must work under the strictest warning filter a project may use.
+# (Hypothesis's plugin, unrelated, would import hypothesis in every inner run.)
+INI = (
+    "[pytest]\nfilterwarnings =\n    error\naddopts = -p no:cacheprovider -p no:hypothesispytest\n"
+)
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A user's project: the docs' bundles beside the tests, and a strict pytest config."""
+    bundles = pytester.path / "bundles"
+    write_bundle(bundles / "oracle-driver", "oracle-driver", ["/opt/oracle"], ORACLE)
+    write_bundle(bundles / "broken-driver", "broken-driver", ["/opt/ora"], ORACLE[:2])
+    pytester.makeini(INI)
+    return pytester
+
+
+def docs_example() -> str:
+    """The example test file of docs/testing.md."""
+    text = DOCS.read_text()
+    match = re.search(r"<!-- example: test_oracle_addon.py -->\n```python\n(.*?)```", text, re.S)
+    assert match, "docs/testing.md lost its example test file"
+    return match.group(1)
+
+
+def process_state() -> tuple[object, ...]:
+    """What a test using the fixture must leave as it found."""
+    return (
+        helpers.get_uid(),
+        helpers.get_gid(),
+        Path.cwd(),
+        os.stat,
+        builtins.open,
+        io.open,
+        Path.read_text,
+        shutil.copyfile,
+        Patcher.PATCHER,
+    )
+
+
+def real_files(root: Path) -> set[str]:
+    """Every path under *root* on the real disk, less the bytecode pytest writes."""
+    return {str(p.relative_to(root)) for p in root.rglob("*") if "__pycache__" not in p.parts}
+
+
+def test_plugin_is_registered_through_the_entry_point(pytestconfig: pytest.Config) -> None:
+    """Installing the package is enough: pytest loads the plugin from its pytest11 entry point."""
+    plugin = pytestconfig.pluginmanager.get_plugin("addon_mount")
+    assert plugin is not None
+    assert plugin.__name__ == "addon_mount.pytest_plugin"
+
+
+def test_docs_example_passes(project: pytest.Pytester) -> None:
+    """The example test file of docs/testing.md runs green with nothing but the package."""
+    project.makepyfile(test_oracle_addon=docs_example())
+    result = project.runpytest()
+    result.assert_outcomes(passed=8)
+
+
+def test_fixture_is_listed_with_its_docstring(project: pytest.Pytester) -> None:
+    """pytest --fixtures shows addon_workload and what it does."""
+    project.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = project.runpytest("--fixtures")
+    result.stdout.fnmatch_lines(["addon_workload*", "*Start a simulated Cloudera AI workload*"])
+
+
+FAILING = """
+import os
+from pathlib import Path
+
+import pytest
+from pyfakefs import helpers
+
+BUNDLES = Path(__file__).parent / "bundles"
+LEAK = Path(__file__).parent / "leaked.txt"
+
+
+def test_assertion_fails_inside(addon_workload):
+    addon_workload(BUNDLES / "oracle-driver")
+    os.makedirs(LEAK.parent, exist_ok=True)
+    LEAK.write_text("only in the fake filesystem")
+    Path("/home/cdsw/out.txt").write_text("x")
+    assert LEAK.read_text() == "something else"
+
+
+def test_exception_inside(addon_workload):
+    addon_workload(BUNDLES / "oracle-driver")
+    with helpers_as_root():
+        pass
+
+
+def helpers_as_root():
+    raise RuntimeError("boom inside the workload")
+
+
+def test_start_fails(addon_workload):
+    addon_workload(BUNDLES / "no-such-bundle")
+
+
+def test_called_twice(addon_workload):
+    addon_workload(BUNDLES / "oracle-driver")
+    addon_workload(BUNDLES / "broken-driver")
+
+
+def test_next_test_runs_in_the_real_world():
+    assert os.getcwd() != "/home/cdsw"
+    assert helpers.get_uid() == os.getuid()
+    assert not Path("/opt/oracle").exists()
+    assert not LEAK.exists()
+"""
+
+
+def test_failing_tests_leave_process_and_disk_as_they_were(project: pytest.Pytester) -> None:
+    """Tests that fail inside the workload, or while starting it, restore everything."""
+    project.makepyfile(test_failing=FAILING)
+    state = process_state()
+    files = real_files(project.path)
+    result = project.runpytest()
+    result.assert_outcomes(failed=4, passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*AssertionError*",
+            "*RuntimeError: boom inside the workload*",
+            "*BundleError: bundle * does not exist*",
+            "*HarnessError: addon_workload was already called in this test*",
+        ]
+    )
+    assert process_state() == state
+    assert real_files(project.path) == files | {"test_failing.py"}
+    assert not (project.path / "leaked.txt").exists()
+
+
+WITH_FS = """
+from pathlib import Path
+
+BUNDLES = Path(__file__).parent / "bundles"
+
+
+def test_fs_first(fs, addon_workload):
+    fs.create_file("/home/cdsw/.env", contents="A=1")
+    wl = addon_workload(BUNDLES / "oracle-driver")
+    assert wl.fs is fs
+    assert Path("/home/cdsw/.env").read_text() == "A=1"
+    assert Path("/opt/oracle/ojdbc8.jar").read_bytes().startswith(b"PK")
+
+
+def test_fixture_first(addon_workload, fs):
+    wl = addon_workload(BUNDLES / "oracle-driver")
+    fs.create_file("/home/cdsw/later.txt", contents="later")
+    assert wl.fs is fs
+    assert Path("/home/cdsw/later.txt").read_text() == "later"
+
+
+def test_bundle_written_into_fs(fs, addon_workload):
+    from addon_mount._builders import write_bundle
+
+    made = write_bundle("/src/bundle", "made", ["/opt/made"], [("opt/made", "f", 0o644, "m")])
+    wl = addon_workload(made)
+    assert wl.ok, wl.findings
+    assert Path("/opt/made").read_text() == "m"
+"""
+
+
+def test_cooperates_with_the_fs_fixture(project: pytest.Pytester) -> None:
+    """With pyfakefs's fs fixture, in either order, the workload is built into fs."""
+    project.makepyfile(test_with_fs=WITH_FS)
+    state = process_state()
+    project.runpytest().assert_outcomes(passed=3)
+    assert process_state() == state
+
+
+def test_unused_fixture_changes_nothing(project: pytest.Pytester) -> None:
+    """A test that takes the fixture but never calls it runs in the real world."""
+    project.makepyfile(
+        test_unused="""
+        import os
+
+        def test_untouched(addon_workload):
+            assert os.getuid() == os.geteuid()
+            assert addon_workload.started is None
+        """
+    )
+    project.runpytest().assert_outcomes(passed=1)
