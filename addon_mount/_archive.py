@@ -180,6 +180,9 @@ def normalize_name(name: str) -> str | None:
     stripped = name.rstrip("/")
     if stripped in ("", "."):
         return ""
+    # Most names are already normal ('opt/tool/lib/x.jar'): skip normpath for them.
+    if "//" not in stripped and "/." not in stripped and not stripped.startswith("."):
+        return stripped
     normal = posixpath.normpath(stripped)
     if normal == ".":
         return ""
@@ -313,8 +316,8 @@ class _Reader:
 
     def _member(self, info: Header, stream: TarStream) -> None:
         raw_name = info.name
-        shown = "/" + raw_name.lstrip("/")
         if raw_name.startswith("/"):
+            shown = "/" + raw_name.lstrip("/")
             self.add(
                 "AM210",
                 f"member {raw_name!r} has an absolute name; extracting it "
@@ -324,10 +327,14 @@ class _Reader:
             return
         name = normalize_name(raw_name)
         if name is None:
+            shown = "/" + raw_name
             self.add("AM210", f"member {raw_name!r} climbs out of the add-on root with '..'", shown)
             return
         depth = name.count("/") + 1
-        length = len(name.encode("utf-8", "surrogateescape"))
+        # A UTF-8 character is at most 4 bytes: encode only names that might be too long.
+        length = len(name)
+        if length * 4 > self.limits.max_path_length:
+            length = len(name.encode("utf-8", "surrogateescape"))
         if length > self.limits.max_path_length or depth > self.limits.max_path_depth:
             quoted = repr(raw_name) if len(raw_name) <= 80 else f"{raw_name[:80]!r}..."
             self.add(
@@ -390,10 +397,10 @@ class _Reader:
         directories = self.index.directories
         if kind == DIRECTORY:
             directories.add(name)
-        parent = posixpath.dirname(name)
+        parent = name.rpartition("/")[0]
         while parent not in directories:
             directories.add(parent)
-            parent = posixpath.dirname(parent)
+            parent = parent.rpartition("/")[0]
 
     def _symlink_ok(self, raw_name: str, name: str, target: str, shown: str) -> bool:
         if target.startswith("/"):

@@ -55,7 +55,7 @@ class Bundle:
     findings: tuple[Finding, ...]
 
 
-def _find_archive(directory: Path) -> tuple[Path | None, str]:
+def find_archive(directory: Path) -> tuple[Path | None, str]:
     preferred = directory / ARCHIVE_NAME
     if preferred.is_file():
         return preferred, ""
@@ -119,7 +119,7 @@ def read_bundle(
             )
         )
 
-    archive_path, problem = _find_archive(directory)
+    archive_path, problem = find_archive(directory)
     archive: ArchiveIndex | None = None
     if archive_path is None:
         findings.append(Finding("AM101", problem, addon=label, source=str(directory)))

@@ -11,7 +11,8 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,7 +21,7 @@ import attrs
 import click
 
 from . import _log
-from ._check import CheckError, load_runtimes, read_bundle, simulate
+from ._check import CheckError, find_archive, load_runtimes, read_bundle, simulate
 from ._files import atomic_write
 from ._findings import KINDS, RULES, markdown_table
 from ._limits import DEFAULT_LIMITS, Limits
@@ -186,13 +187,50 @@ def check(
             )
     try:
         images = load_runtimes(list(runtimes) or None)
-        read = [read_bundle(b, limits=limits) for b in bundles]
+        with _archive_progress() as progress:
+            read = [read_bundle(b, limits=limits, progress=progress(b)) for b in bundles]
     except (CheckError, RuntimeLoadError) as exc:
         raise CannotRun(str(exc)) from exc
     report = simulate(read, images)
     _emit(report, output_format, output, force=force, strict=strict, color=color)
     failed = not report.ok or (strict and report.warnings)
     ctx.exit(EXIT_FINDINGS if failed else EXIT_OK)
+
+
+@contextmanager
+def _archive_progress() -> Iterator[Callable[[Path], Callable[[int], None] | None]]:
+    """Per bundle, a callback drawing a progress bar on stderr; None when not a terminal."""
+    if not sys.stderr.isatty():
+        yield lambda _bundle: None
+        return
+    from rich.console import Console  # noqa: PLC0415 - rich only for a terminal
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+
+        def for_bundle(bundle: Path) -> Callable[[int], None] | None:
+            archive, _ = find_archive(bundle) if bundle.is_dir() else (None, "")
+            if archive is None:
+                return None
+            task = bar.add_task(
+                f"reading {bundle.name}/{archive.name}", total=archive.stat().st_size
+            )
+            return lambda done: bar.update(task, completed=done)
+
+        yield for_bundle
 
 
 def _emit(

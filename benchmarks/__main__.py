@@ -64,7 +64,7 @@ def mib(n: float) -> str:
 
 
 def goal_speed_and_memory() -> None:
-    bundle = inputs.addon_bundle("b20k-100mb", 20_000, 8000)
+    bundle = inputs.addon_bundle("b20k-100mb", 20_000, 6200)
     archive = bundle / "addon.tar.gz"
     size = archive.stat().st_size
     print(f"input: {archive} ({size / 1e6:.0f} MB, 20,000 members)", file=sys.stderr)
@@ -86,7 +86,7 @@ def goal_speed_and_memory() -> None:
         f"{check_rss / 150 / 2**20:.2f}x",
         verdict(check_rss <= 150 * 2**20),
     )
-    big = inputs.addon_bundle("b20k-400mb", 20_000, 32000)
+    big = inputs.addon_bundle("b20k-400mb", 20_000, 24800)
     small = inputs.small_bundle()
     (_, rss4), (_, rss1), (_, base_rss) = alternate(
         [*CLI, "check", str(big)],
@@ -134,7 +134,7 @@ def goal_many_runtimes() -> None:
     from addon_mount._runtime import builtin_names
 
     names = builtin_names()[:5]
-    bundle = inputs.addon_bundle("b20k-100mb", 20_000, 8000)
+    bundle = inputs.addon_bundle("b20k-100mb", 20_000, 6200)
     many = [*CLI, "check", str(bundle)]
     for name in names:
         many += ["--runtime", name]
