@@ -19,7 +19,7 @@ from addon_mount._builders import metadata_json, targz
 from addon_mount._cli import main
 
 REPO = Path(__file__).resolve().parent.parent
-DOC = REPO / "docs" / "limits-and-ci.md"
+DOC = REPO / "README.md"
 MIB = 1 << 20
 GIB = 1 << 30
 

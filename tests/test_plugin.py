@@ -19,7 +19,7 @@ from .conftest import REPO
 
 pytest_plugins = ["pytester"]
 
-DOCS = REPO / "docs" / "testing.md"
+DOCS = REPO / "README.md"
 ORACLE: list[MemberSpec] = [
     ("opt/oracle", "d", 0o755, ""),
     ("opt/oracle/ojdbc8.jar", "f", 0o644, b"PK\x03\x04 driver"),
@@ -44,10 +44,10 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def docs_example() -> str:
-    """The example test file of docs/testing.md."""
+    """The example test file of the README."""
     text = DOCS.read_text()
     match = re.search(r"<!-- example: test_oracle_addon.py -->\n```python\n(.*?)```", text, re.S)
-    assert match, "docs/testing.md lost its example test file"
+    assert match, "the README lost its example test file"
     return match.group(1)
 
 
@@ -79,7 +79,7 @@ def test_plugin_is_registered_through_the_entry_point(pytestconfig: pytest.Confi
 
 
 def test_docs_example_passes(project: pytest.Pytester) -> None:
-    """The example test file of docs/testing.md runs green with nothing but the package."""
+    """The example test file of the README runs green with nothing but the package."""
     project.makepyfile(test_oracle_addon=docs_example())
     result = project.runpytest()
     result.assert_outcomes(passed=8)
