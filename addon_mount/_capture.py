@@ -50,8 +50,8 @@ if TYPE_CHECKING:
 SNAPSHOT_FORMAT = "addon-mount-snapshot"
 SNAPSHOT_VERSION = 1
 
-# Identical to addon_mount._runtime.SCHEMA (a test holds them equal): this
-# script cannot import the package it is copied out of.
+# The snapshot schema, for the package too (addon_mount._runtime takes it from here,
+# since this script cannot import the package it is copied out of).
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE entries (

@@ -29,24 +29,11 @@ import attrs
 from . import _capture
 from ._log import get_logger
 
-SNAPSHOT_FORMAT: Final = "addon-mount-snapshot"
-SNAPSHOT_VERSION: Final = 1
-
-# The schema is part of the snapshot format: keep docs/snapshot-format.md in step.
-SCHEMA: Final = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE entries (
-    path   TEXT PRIMARY KEY,
-    parent TEXT NOT NULL,
-    type   TEXT NOT NULL,
-    mode   INTEGER NOT NULL,
-    uid    INTEGER NOT NULL,
-    gid    INTEGER NOT NULL,
-    size   INTEGER NOT NULL DEFAULT 0,
-    target TEXT
-) WITHOUT ROWID;
-CREATE INDEX entries_by_parent ON entries (parent, path);
-"""
+# The format lives in _capture, the standalone capture script, which cannot import
+# this package; docs/snapshot-format.md documents it.
+SNAPSHOT_FORMAT: Final = _capture.SNAPSHOT_FORMAT
+SNAPSHOT_VERSION: Final = _capture.SNAPSHOT_VERSION
+SCHEMA: Final = _capture.SCHEMA
 
 # Entry types, one letter each, as `ls -l` shows them.
 DIRECTORY: Final = "d"

@@ -353,15 +353,12 @@ class Workload:
                     self._not_a_directory(spec, path)
                     return False
                 where = self._blocking_directory(parent_of(first_missing))
-                self._add(
-                    Finding(
-                        "AM320",
-                        f"cannot link {path}: its parent {parent} does not exist and cdsw "
-                        f"(uid {CDSW_UID}) cannot create {first_missing}; it {where}",
-                        addon=spec.name,
-                        runtime=self.runtime.name,
-                        path=path,
-                    )
+                self._finding(
+                    "AM320",
+                    f"cannot link {path}: its parent {parent} does not exist and cdsw "
+                    f"(uid {CDSW_UID}) cannot create {first_missing}; it {where}",
+                    spec,
+                    path,
                 )
                 return False
         created = [first_missing]
@@ -371,15 +368,12 @@ class Workload:
         for directory in created:
             self._record_created(directory)
         shown = parent if parent == real else f"{parent} ({real})"
-        self._add(
-            Finding(
-                "AM330",
-                f"{shown} does not exist in the runtime; cdsw created {first_missing} "
-                f"(mode {0o777 & ~WORKLOAD_UMASK:03o}) to link {path}",
-                addon=spec.name,
-                runtime=self.runtime.name,
-                path=path,
-            )
+        self._finding(
+            "AM330",
+            f"{shown} does not exist in the runtime; cdsw created {first_missing} "
+            f"(mode {0o777 & ~WORKLOAD_UMASK:03o}) to link {path}",
+            spec,
+            path,
         )
         self._log.info("parent_created", addon=spec.name, path=path, created=created)
         return True
@@ -392,37 +386,28 @@ class Workload:
         if code == errno.EEXIST:
             existing = self.lookup(path)
             what = describe_entry(existing) if existing else "an entry"
-            self._add(
-                Finding(
-                    "AM301",
-                    f"cannot link {path}: the runtime already has {what} there",
-                    addon=spec.name,
-                    runtime=self.runtime.name,
-                    path=path,
-                )
+            self._finding(
+                "AM301",
+                f"cannot link {path}: the runtime already has {what} there",
+                spec,
+                path,
             )
         elif code == errno.ENOTDIR:
             self._not_a_directory(spec, path)
         elif code in (errno.EACCES, errno.EPERM):
             where = self._blocking_directory(parent_of(path))
-            self._add(
-                Finding(
-                    "AM320",
-                    f"cannot link {path}: cdsw (uid {CDSW_UID}) {where}",
-                    addon=spec.name,
-                    runtime=self.runtime.name,
-                    path=path,
-                )
+            self._finding(
+                "AM320",
+                f"cannot link {path}: cdsw (uid {CDSW_UID}) {where}",
+                spec,
+                path,
             )
         else:
-            self._add(
-                Finding(
-                    "AM320",
-                    f"cannot link {path}: {os.strerror(code)} ({errno.errorcode.get(code, code)})",
-                    addon=spec.name,
-                    runtime=self.runtime.name,
-                    path=path,
-                )
+            self._finding(
+                "AM320",
+                f"cannot link {path}: {os.strerror(code)} ({errno.errorcode.get(code, code)})",
+                spec,
+                path,
             )
 
     def _not_a_directory(self, spec: AddonSpec, path: str) -> None:
@@ -436,14 +421,11 @@ class Workload:
                 break
         entry = self.lookup(blocker)
         what = describe_entry(entry) if entry else "not a directory"
-        self._add(
-            Finding(
-                "AM302",
-                f"cannot link {path}: {blocker} is {what}, not a directory",
-                addon=spec.name,
-                runtime=self.runtime.name,
-                path=path,
-            )
+        self._finding(
+            "AM302",
+            f"cannot link {path}: {blocker} is {what}, not a directory",
+            spec,
+            path,
         )
 
     def _blocking_directory(self, directory: str, *, write: bool = True) -> str:
@@ -504,16 +486,13 @@ class Workload:
         if not allowed:
             kind = "directory" if is_dir else "file"
             need = "read and search" if is_dir else "read"
-            self._add(
-                Finding(
-                    "AM321",
-                    f"{path} links to a {kind} that cdsw (uid {CDSW_UID}) may not {need}: "
-                    f"the archive gives it owner uid {st.st_uid}, group {st.st_gid}, "
-                    f"mode {stat.S_IMODE(st.st_mode):03o}",
-                    addon=spec.name,
-                    runtime=self.runtime.name,
-                    path=path,
-                )
+            self._finding(
+                "AM321",
+                f"{path} links to a {kind} that cdsw (uid {CDSW_UID}) may not {need}: "
+                f"the archive gives it owner uid {st.st_uid}, group {st.st_gid}, "
+                f"mode {stat.S_IMODE(st.st_mode):03o}",
+                spec,
+                path,
             )
 
     def _unreachable(self, spec: AddonSpec, path: str, target: str, exc: OSError) -> None:
@@ -521,15 +500,12 @@ class Workload:
         name = path[1:]
         if exc.errno == errno.EACCES:
             blocker = self._blocking_directory(parent_of(target), write=False)
-            self._add(
-                Finding(
-                    "AM321",
-                    f"{path} links into the add-on, but cdsw (uid {CDSW_UID}) may not reach "
-                    f"{target}: it {blocker}",
-                    addon=spec.name,
-                    runtime=self.runtime.name,
-                    path=path,
-                )
+            self._finding(
+                "AM321",
+                f"{path} links into the add-on, but cdsw (uid {CDSW_UID}) may not reach "
+                f"{target}: it {blocker}",
+                spec,
+                path,
             )
             return
         member = addon.archive.members.get(name)
@@ -567,6 +543,10 @@ class Workload:
             seen.add(path)
             path = posixpath.normpath(posixpath.join(parent_of(path), entry.target))
         return True
+
+    def _finding(self, code: str, message: str, spec: AddonSpec, path: str) -> None:
+        """Record a start-up finding about *path* of *spec*, in this runtime."""
+        self._add(Finding(code, message, addon=spec.name, runtime=self.runtime.name, path=path))
 
     def _add(self, finding: Finding) -> None:
         self.findings.append(finding)

@@ -56,7 +56,7 @@ from ._limits import DEFAULT_LIMITS, Limits
 from ._metadata import staging_root
 from ._report import Finding, Link, Report
 from ._runtime import RuntimeImage
-from ._workload import ROOT_UID
+from ._workload import ROOT_UID, running_as
 
 __all__ = [
     "HarnessError",
@@ -148,14 +148,8 @@ class StartedWorkload:
     def as_user(self, uid: int, gid: int) -> Iterator[None]:
         """Run the block as another user in the fake filesystem, then as cdsw again."""
         self._require_active()
-        previous = helpers.get_uid(), helpers.get_gid()
-        helpers.set_uid(uid)
-        helpers.set_gid(gid)
-        try:
+        with running_as(uid, gid):
             yield
-        finally:
-            helpers.set_uid(previous[0])
-            helpers.set_gid(previous[1])
 
     def as_root(self) -> AbstractContextManager[None]:
         """Run the block as root: to prepare files where cdsw may not write.

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from addon_mount import _capture, _runtime
+from addon_mount import _capture
 from addon_mount._cli_runtimes import snapshot_command
 from addon_mount._runtime import Entry, RuntimeImage, image_from_directory, load_runtime
 
@@ -49,13 +49,6 @@ def leftovers(directory: Path) -> list[str]:
 
 
 # -- the script's contract ---------------------------------------------------------
-
-
-def test_schema_matches_the_package() -> None:
-    """capture.py's copy of the schema, format name and version equal the package's."""
-    assert _capture.SCHEMA == _runtime.SCHEMA
-    assert _capture.SNAPSHOT_FORMAT == _runtime.SNAPSHOT_FORMAT
-    assert _capture.SNAPSHOT_VERSION == _runtime.SNAPSHOT_VERSION
 
 
 def test_script_parses_as_python_38() -> None:
