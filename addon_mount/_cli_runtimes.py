@@ -68,6 +68,7 @@ def catalog() -> list[dict[str, object]]:
 
 @click.command("runtimes")
 @click.option(
+    "-f",
     "--format",
     "output_format",
     type=click.Choice(["text", "json"]),
