@@ -131,7 +131,18 @@ class LazyDirectory(FakeDirectory):
         self.filesystem.raise_os_error(errno.EISDIR, self.path)
 
 
-class ReadOnlyDirectory(LazyDirectory):
+class _Sealed:
+    """Attribute writes of a read-only mount's objects: access times ignored, the rest EROFS."""
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key in _ACCESS_TIMES:
+            return  # reading never updates access times on a read-only mount
+        if key in _SEALED:
+            _read_only(self)  # type: ignore[arg-type]
+        super().__setattr__(key, value)
+
+
+class ReadOnlyDirectory(_Sealed, LazyDirectory):
     """A directory of a read-only mount: no entry can be added, removed or changed."""
 
     def add_entry(self, path_object: FakeFile) -> None:
@@ -146,15 +157,8 @@ class ReadOnlyDirectory(LazyDirectory):
         directory = helpers.to_string(self.path)
         _read_only(self, _join(directory, helpers.to_string(pathname_name)))
 
-    def __setattr__(self, key: str, value: Any) -> None:
-        if key in _ACCESS_TIMES:
-            return
-        if key in _SEALED:
-            _read_only(self)
-        super().__setattr__(key, value)
 
-
-class ReadOnlyFile(FakeFile):
+class ReadOnlyFile(_Sealed, FakeFile):
     """A file or symlink of a read-only mount: readable, never changed."""
 
     def has_permission(self, permission_bits: int) -> bool:
@@ -180,13 +184,6 @@ class ReadOnlyFile(FakeFile):
     @size.setter
     def size(self, st_size: int) -> None:
         _read_only(self)
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        if key in _ACCESS_TIMES:
-            return
-        if key in _SEALED:
-            _read_only(self)
-        super().__setattr__(key, value)
 
 
 class ReadOnlyXattrs(dict[str, bytes]):

@@ -53,6 +53,17 @@ def runtime() -> RuntimeImage:
 BundleFactory = Callable[..., Path]
 
 
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the console entry point with *args*: (exit status, stdout, stderr)."""
+    from addon_mount._cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    assert isinstance(exc.value.code, int)
+    return exc.value.code, out, err
+
+
 @pytest.fixture
 def bundle(tmp_path: Path) -> BundleFactory:
     """Write a bundle under tmp_path: bundle(name, paths, members, dirname=None)."""

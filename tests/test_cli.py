@@ -8,21 +8,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from addon_mount._cli import cli, main
+from addon_mount._cli import cli
 
-from .conftest import FIXTURES, TOOL, BundleFactory
+from .conftest import FIXTURES, TOOL, BundleFactory, run_cli
 
 DOCS = str(FIXTURES / "docs-example")
 COLLISION = str(FIXTURES / "broken" / "collision")
 
 
-def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out, err = capsys.readouterr()
-    code = exc.value.code
-    assert isinstance(code, int)
-    return code, out, err
+run_main = run_cli
 
 
 def test_text_report_shows_status_findings_hint_and_plan(

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from addon_mount._builders import metadata_json, targz
-from addon_mount._cli import main
 from addon_mount._files import OutputExistsError, atomic_write
+
+from .conftest import run_cli
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 # (path, mode, flags) of every open while recording; None when not recording.
@@ -41,12 +42,7 @@ def opens() -> Iterator[list[tuple[str, str | None, int]]]:
         _opens = None
 
 
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out, err = capsys.readouterr()
-    assert isinstance(exc.value.code, int)
-    return exc.value.code, out, err
+run = run_cli
 
 
 def make_bundle(root: Path, name: str, archive: bytes | None = None) -> Path:
@@ -171,7 +167,7 @@ def test_failed_write_keeps_the_old_report(
     def disk_full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("addon_mount._files.os.fsync", disk_full)
+    monkeypatch.setattr("addon_mount._capture.os.fsync", disk_full)
     status, _, err = run(["check", str(bundle), "-f", "json", "-o", str(out), "--force"], capsys)
     assert status == 2
     assert err == (f"addon-mount: error: cannot write {str(out)!r}: {os.strerror(errno.ENOSPC)}\n")
@@ -202,7 +198,7 @@ def test_atomic_write_refuses_a_file_created_meanwhile(
         real_fsync(fd)
         target.write_text("theirs")
 
-    monkeypatch.setattr("addon_mount._files.os.fsync", someone_else_writes)
+    monkeypatch.setattr("addon_mount._capture.os.fsync", someone_else_writes)
     with pytest.raises(OutputExistsError) as exc:
         atomic_write(target, b"ours")
     assert exc.value.path == target

@@ -11,17 +11,12 @@ import pytest
 
 from addon_mount import RULES
 from addon_mount._builders import metadata_json, targz
-from addon_mount._cli import main
+
+from .conftest import run_cli
 
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out, err = capsys.readouterr()
-    assert isinstance(exc.value.code, int)
-    return exc.value.code, out, err
+run = run_cli
 
 
 @pytest.fixture
