@@ -89,9 +89,10 @@ def _limit_options(func: Any) -> Any:
             Limits.flag(field.name),
             field.name,
             type=click.IntRange(min=1),
+            metavar="N",
             default=default,
             show_default=True,
-            help=f"Limit: {field.name.replace('_', ' ')}.",
+            help=field.metadata.get("help", f"Limit: {field.name.replace('_', ' ')}."),
         )(func)
     return func
 
