@@ -12,7 +12,7 @@ from __future__ import annotations
 import posixpath
 import struct
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Final
 
@@ -121,16 +121,6 @@ class ArchiveIndex:
         if member is None and name in self.directories:
             return Member(name, DIRECTORY, IMPLIED_DIR_MODE, 0, 0, 0)
         return member
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.members or name in self.directories
-
-    def names_under(self, name: str) -> Iterator[str]:
-        """Names at or below *name* (listed members and implied directories)."""
-        prefix = name + "/" if name else ""
-        for n in self.members.keys() | self.directories:
-            if n == name or n.startswith(prefix):
-                yield n
 
 
 def sniff(head: bytes) -> str:

@@ -97,7 +97,8 @@ def read_bundle(
     spec: AddonSpec | None = None
     raw_name: str | None = None
     raw_paths: tuple[str, ...] = ()
-    if metadata_path.is_file():
+    has_metadata = metadata_path.is_file()
+    if has_metadata:
         try:
             data = _read_limited(metadata_path, limits.max_metadata_bytes)
         except OSError as exc:
@@ -144,7 +145,7 @@ def read_bundle(
         registered_name=spec.registered_name if spec else None,
         paths=raw_paths,
         bundle=str(directory),
-        metadata_file=str(metadata_path) if metadata_path.is_file() else None,
+        metadata_file=str(metadata_path) if has_metadata else None,
         archive_file=str(archive_path) if archive_path else None,
         members=archive.member_count if archive else 0,
     )
@@ -291,14 +292,8 @@ def check(
     return simulate(read, images)
 
 
-def simulate(read: Sequence[Bundle], images: Sequence[RuntimeImage]) -> Report:
-    """Run the start-up of already-read bundles in each runtime image."""
-    log = get_logger()
-    findings: list[Finding] = [f for b in read for f in b.findings]
-    collisions, skip = addon_collisions(read)
-    findings.extend(collisions)
-    for bundle in read:
-        findings.extend(unused_entries(bundle))
+def staged_addons(read: Sequence[Bundle]) -> list[StagedAddon]:
+    """The add-ons a workload mounts: every readable one, each name once."""
     staged: list[StagedAddon] = []
     for b in read:
         # A second bundle of the same name (AM311) is not mounted: the first one owns it.
@@ -308,21 +303,39 @@ def simulate(read: Sequence[Bundle], images: Sequence[RuntimeImage]) -> Report:
             and all(s.spec.name != b.spec.name for s in staged)
         ):
             staged.append(StagedAddon(b.spec, b.archive))
+    return staged
+
+
+def start_workloads(read: Sequence[Bundle], workloads: Sequence[Workload]) -> Report:
+    """Run the start-up of each workload (one per runtime) and report on all of them."""
+    log = get_logger()
+    findings: list[Finding] = [f for b in read for f in b.findings]
+    collisions, skip = addon_collisions(read)
+    findings.extend(collisions)
+    for bundle in read:
+        findings.extend(unused_entries(bundle))
     links: list[Link] = []
-    for image in images:
-        workload = Workload(image, staged)
+    for workload in workloads:
         workload.start(skip=frozenset(skip))
         findings.extend(workload.findings)
         links.extend(workload.links)
         log.info(
             "runtime_checked",
-            runtime=image.name,
+            runtime=workload.runtime.name,
             links=len(workload.links),
             findings=len(workload.findings),
         )
     return Report(
         addons=tuple(b.summary for b in read),
-        runtimes=tuple(RuntimeSummary(i.name, i.description, len(i)) for i in images),
+        runtimes=tuple(
+            RuntimeSummary(w.runtime.name, w.runtime.description, len(w.runtime)) for w in workloads
+        ),
         links=tuple(links),
         findings=tuple(findings),
     )
+
+
+def simulate(read: Sequence[Bundle], images: Sequence[RuntimeImage]) -> Report:
+    """Run the start-up of already-read bundles in each runtime image."""
+    staged = staged_addons(read)
+    return start_workloads(read, [Workload(image, staged) for image in images])

@@ -41,10 +41,10 @@ from pyfakefs.fake_filesystem import FakeFilesystem
 from pyfakefs.fake_filesystem_unittest import Patcher, Pause
 
 from ._archive import ArchiveIndex
-from ._check import Bundle, addon_collisions, read_bundle, unused_entries
+from ._check import Bundle, read_bundle, staged_addons, start_workloads
 from ._limits import DEFAULT_LIMITS, Limits
 from ._metadata import ADDON_MOUNT_ROOT, PROJECT_VOLUME
-from ._report import Report, RuntimeSummary
+from ._report import Report
 from ._runtime import (
     BUILTIN_PREFIX,
     DIRECTORY,
@@ -57,7 +57,6 @@ from ._workload import (
     CDSW_UID,
     ROOT_UID,
     WORKLOAD_UMASK,
-    StagedAddon,
     Workload,
     running_as,
 )
@@ -799,9 +798,6 @@ def start(
     created and reuse its report.
     """
     read = [s.bundle for s in staged]
-    addons = [
-        StagedAddon(b.spec, b.archive) for b in read if b.spec is not None and b.archive is not None
-    ]
     if isinstance(fs.root, LazyDirectory):
         raise HarnessError(
             "this fake filesystem already holds a workload (a module- or session-scoped "
@@ -814,14 +810,14 @@ def start(
             for name in list(fs.root.entries):
                 fs.root.remove_entry(name)
         fs.umask = WORKLOAD_UMASK
-        workload = Workload(image, addons, fs=fs)
+        workload = Workload(image, staged_addons(read), fs=fs)
         tree = _Tree(fs, runtime_index(image), workload, staged)
         tree.graft(fs.root, tree.index.root, "/", readonly=False)
         if outcome is not None:
             tree.replay(outcome[2])
             report = outcome[1]
     if outcome is None:
-        report = _run(workload, read, image)
+        report = start_workloads(read, [workload])
         if fresh:
             _remember(_OUTCOMES, key, ((image, *staged), report, tuple(tree.created())))
     with running_as(ROOT_UID, ROOT_UID):
@@ -829,23 +825,6 @@ def start(
         tree.add_directory(TMP_DIR, TMP_MODE, ROOT_UID, ROOT_UID)
         tree.add_directory(PROJECT_VOLUME, 0o755, CDSW_UID, CDSW_GID)
     return report
-
-
-def _run(workload: Workload, read: Sequence[Bundle], image: RuntimeImage) -> Report:
-    """The start-up and its report, as addon_mount.simulate makes them for one runtime."""
-    findings = [f for b in read for f in b.findings]
-    collisions, skip = addon_collisions(read)
-    findings.extend(collisions)
-    for bundle in read:
-        findings.extend(unused_entries(bundle))
-    workload.start(skip=frozenset(skip))
-    findings.extend(workload.findings)
-    return Report(
-        addons=tuple(b.summary for b in read),
-        runtimes=(RuntimeSummary(image.name, image.description, len(image)),),
-        links=tuple(workload.links),
-        findings=tuple(findings),
-    )
 
 
 @attrs.define

@@ -43,7 +43,6 @@ CHAR_DEVICE: Final = "c"
 BLOCK_DEVICE: Final = "b"
 FIFO: Final = "p"
 SOCKET: Final = "s"
-ENTRY_TYPES: Final = frozenset({DIRECTORY, FILE, SYMLINK, CHAR_DEVICE, BLOCK_DEVICE, FIFO, SOCKET})
 
 _TYPE_BITS: Final = {
     DIRECTORY: stat.S_IFDIR,
@@ -92,14 +91,6 @@ class TarballError(RuntimeLoadError):
         super().__init__(
             f"cannot read runtime tarball {source!r}: {reason}", source=source, reason=reason
         )
-
-
-def type_of_mode(st_mode: int) -> str:
-    """The one-letter entry type for a ``st_mode``."""
-    for letter, bits in _TYPE_BITS.items():
-        if stat.S_IFMT(st_mode) == bits:
-            return letter
-    return FILE
 
 
 def parent_of(path: str) -> str:

@@ -201,19 +201,13 @@ class Workload:
             current = child
 
     def _materialize(self, path: str) -> Entry | None:
-        if path in self._known and (
-            path in self._objects or self._known[path] is None or self._in_fake_fs(path)
-        ):
-            return self._known[path]
         entry = self.lookup(path)
-        if entry is None:
-            return None
+        if entry is None or self._in_fake_fs(path):
+            return entry
         parent = self._objects.get(parent_of(path))
         if parent is None:  # pragma: no cover - _ensure walks parents first
             raise AssertionError(f"parent of {path!r} not materialized")
         name = posixpath.basename(path)
-        if self._in_fake_fs(path):
-            return entry
         obj: FakeFile
         if entry.is_dir:
             obj = FakeDirectory(name, entry.mode, filesystem=self.fs)
