@@ -273,6 +273,7 @@ def check(
     runtime: RuntimeSpec | Iterable[RuntimeSpec] | None = None,
     *,
     limits: Limits = DEFAULT_LIMITS,
+    progress: Callable[[Path], Callable[[int], None] | None] | None = None,
 ) -> Report:
     """Dry-run a workload start-up with *bundles* enabled, in each runtime.
 
@@ -282,13 +283,19 @@ def check(
     list of those; ``"all"`` means every built-in runtime. Default: the
     embedded default runtime.
 
+    *progress*, given a bundle directory, may return a callback that is
+    told how many compressed bytes of its archive have been read.
+
     Returns the :class:`Report`; raises :class:`CheckError` (or
     :class:`~addon_mount.RuntimeLoadError`) only when the check cannot run.
     """
     if isinstance(bundles, str | Path):
         bundles = [bundles]
     images = load_runtimes(runtime)
-    read = [read_bundle(b, limits=limits) for b in bundles]
+    read = [
+        read_bundle(b, limits=limits, progress=progress(Path(b)) if progress else None)
+        for b in bundles
+    ]
     return simulate(read, images)
 
 

@@ -21,7 +21,8 @@ import attrs
 import click
 
 from . import _log
-from ._check import CheckError, find_archive, load_runtimes, read_bundle, simulate
+from ._check import CheckError, find_archive
+from ._check import check as run_check
 from ._files import atomic_write
 from ._findings import KINDS, RULES, markdown_table
 from ._limits import DEFAULT_LIMITS, Limits
@@ -187,12 +188,12 @@ def check(
                 f"{str(output)!r} is inside a bundle being checked; write the report elsewhere"
             )
     try:
-        images = load_runtimes(list(runtimes) or None)
         with _archive_progress() as progress:
-            read = [read_bundle(b, limits=limits, progress=progress(b)) for b in bundles]
+            report = run_check(
+                list(bundles), list(runtimes) or None, limits=limits, progress=progress
+            )
     except (CheckError, RuntimeLoadError) as exc:
         raise CannotRun(str(exc)) from exc
-    report = simulate(read, images)
     _emit(report, output_format, output, force=force, strict=strict, color=color)
     failed = not report.ok or (strict and report.warnings)
     ctx.exit(EXIT_FINDINGS if failed else EXIT_OK)

@@ -52,9 +52,11 @@ KINDS: Mapping[str, str] = {
     "limit-exceeded": "the input is larger than the configured limit",
     "missing-entry": "a requested path is not in the archive: the link would dangle",
     "collision": "a requested path already exists in the runtime",
+    "broken-parent": "a parent of the path is a symlink that dangles or loops in the runtime",
     "addon-collision": "two enabled add-ons request the same or nested paths",
     "permission-denied": "the cdsw user may not create the link or read what it points to",
     "missing-parent": "the link's parent directory does not exist in the runtime",
+    "unexpected-error": "the kernel would refuse a start-up step with an errno no rule covers",
 }
 
 
@@ -319,6 +321,24 @@ RULES: Mapping[str, Rule] = _rules(
         '"/usr/bin/python3/extra": /usr/bin/python3 is a file',
     ),
     Rule(
+        "AM303",
+        "broken-parent",
+        E,
+        "a parent of the path is a dangling symlink",
+        "Choose a path whose parents are real directories in every runtime: cdsw cannot "
+        "create a directory where a symlink already stands, and the link would go nowhere.",
+        '"/opt/tool/bin": /opt/tool is a symlink to /data/tool, which does not exist',
+    ),
+    Rule(
+        "AM304",
+        "broken-parent",
+        E,
+        "a parent of the path is a symlink loop",
+        "Choose a path that does not pass through the looping symlink the message names; "
+        "the kernel gives up after 40 symlinks (ELOOP).",
+        '"/opt/loop/tool": /opt/loop is a symlink to itself',
+    ),
+    Rule(
         "AM310",
         "addon-collision",
         E,
@@ -361,6 +381,15 @@ RULES: Mapping[str, Rule] = _rules(
         "Choose a path whose parent exists in the runtime; cdsw could create it here, "
         "but the product does not promise to.",
         '"/opt/vendor/tool": /opt/vendor does not exist',
+    ),
+    Rule(
+        "AM390",
+        "unexpected-error",
+        E,
+        "a start-up step fails with an unexpected error",
+        "Read the errno in the message: the kernel would refuse this step for a reason no "
+        "other rule covers (a name too long, a read-only filesystem); choose another path.",
+        '"/runtime-addons/other/x": EROFS (read-only file system)',
     ),
 )
 

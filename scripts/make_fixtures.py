@@ -135,6 +135,32 @@ def bundles() -> dict[str, dict[str, bytes]]:
                 ]
             ),
         },
+        # A runtime of its own (a docker-export tarball): what these need is not
+        # in the built-in runtimes. cdsw owns /opt, as in Cloudera's images.
+        "broken/broken-parent": {
+            "metadata.json": metadata("mounts", ["/opt/data/tool", "/opt/loop/tool"]),
+            "addon.tar.gz": targz(
+                [
+                    ("opt/data/tool", "f", 0o644, "tool\n"),
+                    ("opt/loop/tool", "f", 0o644, "tool\n"),
+                ]
+            ),
+            "runtime.tar": tar_bytes(
+                [
+                    ("opt", "d", 0o755, ""),
+                    ("opt/data", "l", 0o777, "/mnt/data"),
+                    ("opt/loop", "l", 0o777, "loop"),
+                ],
+                uid=8536,
+            ),
+        },
+        "broken/unexpected-error": {
+            "metadata.json": metadata("long-target", ["/opt/vendor/tool"]),
+            "addon.tar.gz": targz([("opt/vendor/tool", "f", 0o644, "tool\n")]),
+            "runtime.tar": tar_bytes(
+                [("opt", "d", 0o755, ""), ("opt/vendor", "l", 0o777, "v" * 300)], uid=8536
+            ),
+        },
         "broken/missing-parent": {
             "metadata.json": metadata("vendor", ["/opt/vendor/tool"]),
             "addon.tar.gz": targz(

@@ -102,7 +102,7 @@ def test_unexpected_failure_is_one_line_exit_two(
     def boom(*_: object, **__: object) -> None:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(cli_module, "simulate", boom)
+    monkeypatch.setattr(cli_module, "run_check", boom)
     status, _, err = run_main(["check", DOCS], capsys)
     assert status == 2
     assert err.strip() == (

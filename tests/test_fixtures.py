@@ -33,11 +33,16 @@ BROKEN = {
     "addon-collision": (1, "addon-collision", {"AM310", "AM230"}),
     "permission-denied": (1, "permission-denied", {"AM320", "AM321"}),
     "missing-parent": (0, "missing-parent", {"AM330"}),
+    "broken-parent": (1, "broken-parent", {"AM303", "AM304"}),
+    "unexpected-error": (1, "unexpected-error", {"AM390"}),
 }
 
 
 def bundle_args(name: str) -> list[str]:
     directory = FIXTURES / "broken" / name
+    if (directory / "runtime.tar").exists():
+        # A fixture that needs a runtime of its own ships it as a docker-export tarball.
+        return [str(directory), "--runtime", str(directory / "runtime.tar")]
     if (directory / "metadata.json").exists():
         return [str(directory)]
     return [str(p) for p in sorted(directory.iterdir())]
