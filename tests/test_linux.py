@@ -134,6 +134,8 @@ def test_protected_symlinks(
         protected_symlinks=protected,
     )
     assert errno_of(linux.stat, "/tmp/ln", CDSW) == expected
+    assert errno_of(linux.stat, "/tmp/ln/", CDSW) == expected  # a trailing '/' ends there too
+    assert errno_of(linux.stat, "/tmp/ln/.", CDSW) == "ok"  # walked through: followed
 
 
 def test_root_bypasses_but_needs_an_x_bit_to_execute() -> None:

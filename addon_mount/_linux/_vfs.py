@@ -10,8 +10,9 @@ the order Linux checks:
 - ``..`` is the physical parent (after following a symlink, not the
   textual one); after 40 symlinks a walk fails with ELOOP; an empty target
   is ENOENT;
-- ``fs.protected_symlinks``: a symlink in a sticky world-writable directory
-  is followed only by its owner, or when the directory's owner owns it;
+- ``fs.protected_symlinks``: a symlink that ends a path, in a sticky
+  world-writable directory, is followed only by its owner, or when the
+  directory's owner owns it (a link walked through is followed);
 - permission checks use one class of bits (owner, else group, else other)
   and no supplementary groups unless given; root reads and writes anything,
   searches any directory, and executes a file only when some x bit is set;
@@ -246,7 +247,9 @@ class LinuxFS:
                 links += 1
                 if links > MAX_SYMLINKS:
                     raise linux_error(errno.ELOOP, path, at=child_path)
-                if self.protected_symlinks and not self._may_follow(current, child, cred):
+                # The kernel asks may_follow_link only of a path's last component
+                # (trailing_symlink): a link walked through is followed.
+                if last and self.protected_symlinks and not self._may_follow(current, child, cred):
                     raise linux_error(errno.EACCES, path, at=child_path, need="follow")
                 target = symlink_target(child)
                 if not target:
