@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench runtimes clean
+.PHONY: run test lint typecheck pytest oracle bench runtimes clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## make oracle: the kernel oracle's random scenarios, 3000 of them (root; see README, Development).
+oracle: $(STAMP)
+	ADDON_MOUNT_ORACLE_SCENARIOS=3000 $(BIN)/python -m pytest -q tests/test_kernel_oracle.py
 
 ## make bench: speed and memory against baselines, side by side (never fails the suite).
 bench: $(STAMP)

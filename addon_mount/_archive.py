@@ -21,6 +21,7 @@ import attrs
 from ._findings import Severity
 from ._limits import DEFAULT_LIMITS, Limits
 from ._log import get_logger
+from ._program import HEAD_BYTES, Program, parse_head
 from ._report import Finding
 from ._tarstream import NO_DATA_TYPES, Header, HeaderLimitError, TarStream, TarStreamError
 
@@ -114,6 +115,18 @@ class ArchiveIndex:
     member_count: int = 0
     total_bytes: int = 0
     complete: bool = True
+    #: How programs start (interpreter, loader), for files that look executable only.
+    programs: dict[str, Program] = attrs.Factory(dict)
+    #: Members left out (absolute, '..', devices, setuid, too long), by name: finding code.
+    rejected: dict[str, str] = attrs.Factory(dict)
+    # Filled once the index is read, by sorted_names().
+    _sorted: list[str] | None = attrs.field(default=None, init=False, repr=False, eq=False)
+
+    def sorted_names(self) -> list[str]:
+        """Every member and directory name but the root, sorted (made once)."""
+        if self._sorted is None:
+            self._sorted = sorted(n for n in self.members.keys() | self.directories if n)
+        return self._sorted
 
     def get(self, name: str) -> Member | None:
         """The member at *name*, a listed one or an implied directory."""
@@ -181,6 +194,11 @@ def normalize_name(name: str) -> str | None:
     return normal
 
 
+def has_dotdot(name: str) -> bool:
+    """Whether *name* has a '..' component (tar skips such members)."""
+    return ".." in name and ".." in name.split("/")
+
+
 class _Reader:
     def __init__(
         self,
@@ -204,6 +222,9 @@ class _Reader:
     def add(
         self, code: str, message: str, path: str | None = None, severity: Severity | None = None
     ) -> None:
+        if code in _LEFT_OUT and path:
+            # Remembered so that a requested path it would have served says why it is missing.
+            self.index.rejected.setdefault(path.strip("/"), code)
         f = Finding(code, message, addon=self.addon, path=path, source=str(self.path))
         if severity is not None:
             f = attrs.evolve(f, severity=severity)
@@ -320,6 +341,16 @@ class _Reader:
             shown = "/" + raw_name
             self.add("AM210", f"member {raw_name!r} climbs out of the add-on root with '..'", shown)
             return
+        if ".." in raw_name and has_dotdot(raw_name):  # most names have no '..': no call
+            # GNU tar ("Member name contains '..'") and bsdtar (without -P) skip the
+            # member even when it stays inside the root: a link to it would dangle.
+            self.add(
+                "AM210",
+                f"member {raw_name!r} has a '..' component; tar skips members whose "
+                "name has one, so it is not extracted",
+                "/" + name,
+            )
+            return
         depth = name.count("/") + 1
         # A UTF-8 character is at most 4 bytes: encode only names that might be too long.
         length = len(name)
@@ -353,6 +384,16 @@ class _Reader:
                 return
         elif kind == HARDLINK:
             target = normalize_name(info.linkname) if not info.linkname.startswith("/") else None
+            if target is not None and has_dotdot(info.linkname):
+                # bsdtar refuses the link; GNU tar cuts the target at its last '..'
+                # and links to what that names, if anything.
+                self.add(
+                    "AM211",
+                    f"hard link {raw_name!r} -> {info.linkname!r} has a '..' component "
+                    "in its target; tar does not create the link",
+                    shown,
+                )
+                return
             if target is None or target not in self.index.members:
                 self.add(
                     "AM211",
@@ -380,6 +421,10 @@ class _Reader:
             linkname,
         )
         self._imply_parents(name, kind)
+        if kind == FILE and info.size > 0 and _looks_executable(name, info.mode):
+            program = parse_head(stream.peek_data(HEAD_BYTES))
+            if program is not None:
+                self.index.programs[name] = program
         if self.index.contents is not None and kind == FILE:
             self.index.contents[name] = stream.read_data()
 
@@ -410,6 +455,15 @@ class _Reader:
             self.add("AM211", f"symlink {raw_name!r} -> {target!r} climbs out of the add-on", shown)
             return False
         return True
+
+
+# Codes for members that are not indexed (AM212, a warning, keeps its member).
+_LEFT_OUT: Final = frozenset({"AM210", "AM211", "AM213", "AM214", "AM240"})
+
+
+def _looks_executable(name: str, mode: int) -> bool:
+    """Any x bit, or a file in a bin or sbin directory: what a user may run."""
+    return bool(mode & 0o111) or name.rpartition("/")[0].rpartition("/")[2] in ("bin", "sbin")
 
 
 def read_archive(

@@ -15,8 +15,13 @@ from ._archive import ArchiveError, ArchiveIndex, read_archive
 from ._limits import DEFAULT_LIMITS, Limits
 from ._log import get_logger
 from ._metadata import AddonSpec, is_within, parse_metadata, staging_root
-from ._report import AddonSummary, Finding, Link, Report, RuntimeSummary
+from ._overlays import Workloads
+from ._overlays import merge as merge_workloads
+from ._overlays import selection as overlay_selection
+from ._overlays import variants as overlay_variants
+from ._report import AddonSummary, Finding, Link, Report, RuntimeSummary, aggregate
 from ._runtime import DEFAULT_RUNTIME, RuntimeImage, RuntimeLoadError
+from ._view import is_stray
 from ._workload import StagedAddon, Workload
 
 RuntimeSpec = str | Path | RuntimeImage
@@ -92,8 +97,60 @@ def read_bundle(
     except OSError as exc:
         raise BundleError(directory, f"cannot be read: {exc.strerror or exc}") from exc
     label = directory.resolve().name or str(directory)
+    archive_path, problem = find_archive(directory)
+    return _read_parts(
+        directory,
+        label,
+        directory / METADATA_NAME,
+        archive_path,
+        problem,
+        limits=limits,
+        keep_contents=keep_contents,
+        progress=progress,
+    )
+
+
+def read_bundle_files(
+    metadata: str | Path,
+    archive: str | Path,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    keep_contents: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Bundle:
+    """Read a bundle given as the two files the registration call uploads, whatever their names."""
+    metadata, archive = Path(metadata), Path(archive)
+    for path in (metadata, archive):
+        if not path.is_file():
+            raise CheckError(
+                f"{str(path)!r} {'is not a file' if path.exists() else 'does not exist'}"
+            )
+    directory = metadata.parent
+    label = directory.resolve().name or str(directory)
+    return _read_parts(
+        directory,
+        label,
+        metadata,
+        archive,
+        "",
+        limits=limits,
+        keep_contents=keep_contents,
+        progress=progress,
+    )
+
+
+def _read_parts(
+    directory: Path,
+    label: str,
+    metadata_path: Path,
+    archive_path: Path | None,
+    problem: str,
+    *,
+    limits: Limits,
+    keep_contents: bool,
+    progress: Callable[[int], None] | None,
+) -> Bundle:
     findings: list[Finding] = []
-    metadata_path = directory / METADATA_NAME
     spec: AddonSpec | None = None
     raw_name: str | None = None
     raw_paths: tuple[str, ...] = ()
@@ -120,7 +177,6 @@ def read_bundle(
             )
         )
 
-    archive_path, problem = find_archive(directory)
     archive: ArchiveIndex | None = None
     if archive_path is None:
         findings.append(Finding("AM101", problem, addon=label, source=str(directory)))
@@ -209,6 +265,31 @@ def addon_collisions(bundles: Sequence[Bundle]) -> tuple[list[Finding], set[tupl
     return findings, skip
 
 
+def stray_files(bundle: Bundle) -> list[Finding]:
+    """macOS metadata a Mac's tar adds: AppleDouble ``._*``, ``.DS_Store``, ``__MACOSX/``."""
+    if bundle.archive is None:
+        return []
+    archive = bundle.archive
+    addon = bundle.spec.name if bundle.spec else bundle.label
+    found: list[Finding] = []
+    for name in archive.sorted_names():
+        if ("._" in name or "DS_Store" in name or "__MACOSX" in name) and is_stray(name):
+            # A __MACOSX directory counts once, not once per file below it.
+            if name.startswith("__MACOSX/") or "/__MACOSX/" in f"/{name}":
+                continue
+            found.append(
+                Finding(
+                    "AM250",
+                    f"the archive holds {name!r}, macOS metadata that workloads would show "
+                    "in the linked directories",
+                    addon=addon,
+                    path="/" + name,
+                    source=archive.source,
+                )
+            )
+    return found
+
+
 def unused_entries(bundle: Bundle) -> list[Finding]:
     """Archive content that no requested path reaches (info)."""
     if bundle.spec is None or bundle.archive is None or not bundle.archive.complete:
@@ -221,7 +302,7 @@ def unused_entries(bundle: Bundle) -> list[Finding]:
             name == w or name.startswith(w + "/") or w.startswith(name + "/") for w in wanted
         )
 
-    unused = sorted(n for n in archive.members.keys() | archive.directories if n and not reached(n))
+    unused = [n for n in archive.sorted_names() if not reached(n)]
     tops: list[str] = []
     for name in unused:
         if not tops or not name.startswith(tops[-1] + "/"):
@@ -261,27 +342,37 @@ def load_runtimes(runtime: RuntimeSpec | Iterable[RuntimeSpec] | None) -> list[R
             images.extend(load_builtin(name) for name in builtin_names())
         else:
             images.append(load_runtime(item))
-    names = [i.name for i in images]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise RuntimeLoadError(f"runtime {duplicates[0]!r} is given more than once")
+    # A built-in's other name (cml-2025.01-r4.4 for cml-r) is the same runtime.
+    seen: dict[str, str] = {}
+    for image in images:
+        same = image.meta.get("alias_of") or image.name
+        if same in seen:
+            also = "" if seen[same] == image.name else f" (as {seen[same]!r} too)"
+            raise RuntimeLoadError(f"runtime {image.name!r} is given more than once{also}")
+        seen[same] = image.name
     return images
 
 
 def check(
-    bundles: Sequence[str | Path] | str | Path,
+    bundles: Sequence[str | Path | Bundle] | str | Path | Bundle,
     runtime: RuntimeSpec | Iterable[RuntimeSpec] | None = None,
     *,
     limits: Limits = DEFAULT_LIMITS,
     progress: Callable[[Path], Callable[[int], None] | None] | None = None,
+    cloudera_addons: str | Sequence[str] | None = None,
 ) -> Report:
     """Dry-run a workload start-up with *bundles* enabled, in each runtime.
 
-    *bundles* are bundle directories (metadata.json plus addon.tar.gz), all
-    enabled together. *runtime* is a built-in runtime name, a snapshot file, a
+    *bundles* are bundle directories (metadata.json plus addon.tar.gz), or
+    bundles already read (:func:`read_bundle_files`), all enabled together.
+    *runtime* is a built-in runtime name, a snapshot file, a
     ``docker export`` tarball, a root directory, a :class:`RuntimeImage`, or a
     list of those; ``"all"`` means every built-in runtime. Default: the
     embedded default runtime.
+
+    Each runtime is checked alone and with the Cloudera add-ons a session
+    may attach (see :func:`simulate`); *cloudera_addons* chooses them:
+    ``"default"`` (or ``None``), ``"none"``, ``"all"``, or add-on names.
 
     *progress*, given a bundle directory, may return a callback that is
     told how many compressed bytes of its archive have been read.
@@ -289,14 +380,20 @@ def check(
     Returns the :class:`Report`; raises :class:`CheckError` (or
     :class:`~addon_mount.RuntimeLoadError`) only when the check cannot run.
     """
-    if isinstance(bundles, str | Path):
+    if isinstance(bundles, str | Path | Bundle):
         bundles = [bundles]
+    try:  # a wrong add-on name stops the check before any archive is read
+        overlay_selection(cloudera_addons)
+    except ValueError as exc:
+        raise CheckError(f"--cloudera-addons: {exc}") from exc
     images = load_runtimes(runtime)
     read = [
-        read_bundle(b, limits=limits, progress=progress(Path(b)) if progress else None)
+        b
+        if isinstance(b, Bundle)
+        else read_bundle(b, limits=limits, progress=progress(Path(b)) if progress else None)
         for b in bundles
     ]
-    return simulate(read, images)
+    return simulate(read, images, cloudera_addons=cloudera_addons)
 
 
 def staged_addons(read: Sequence[Bundle]) -> list[StagedAddon]:
@@ -313,13 +410,38 @@ def staged_addons(read: Sequence[Bundle]) -> list[StagedAddon]:
     return staged
 
 
+def _shipped_symlink(finding: Finding, bundle: Bundle, read: Sequence[Bundle]) -> bool:
+    """True for an AM212 whose absolute target an enabled add-on links and ships.
+
+    ``usr/local/bin/tool -> /opt/tool/bin/tool`` in an add-on that also links
+    ``/opt/tool`` (with ``opt/tool/bin/tool`` in its archive) does not point
+    into the runtime: it points through the add-on's own link.
+    """
+    if finding.code != "AM212" or finding.path is None or bundle.archive is None:
+        return False
+    member = bundle.archive.members.get(finding.path[1:])
+    target = member.linkname if member is not None else ""
+    if not target.startswith("/"):
+        return False
+    for other in read:
+        if other.spec is None or other.archive is None:
+            continue
+        for requested in other.spec.paths:
+            if is_within(target, requested) and other.archive.get(target[1:]) is not None:
+                return True
+    return False
+
+
 def start_workloads(read: Sequence[Bundle], workloads: Sequence[Workload]) -> Report:
     """Run the start-up of each workload (one per runtime) and report on all of them."""
     log = get_logger()
-    findings: list[Finding] = [f for b in read for f in b.findings]
+    findings: list[Finding] = [
+        f for b in read for f in b.findings if not _shipped_symlink(f, b, read)
+    ]
     collisions, skip = addon_collisions(read)
     findings.extend(collisions)
     for bundle in read:
+        findings.extend(stray_files(bundle))
         findings.extend(unused_entries(bundle))
     links: list[Link] = []
     for workload in workloads:
@@ -338,11 +460,29 @@ def start_workloads(read: Sequence[Bundle], workloads: Sequence[Workload]) -> Re
             RuntimeSummary(w.runtime.name, w.runtime.description, len(w.runtime)) for w in workloads
         ),
         links=tuple(links),
-        findings=tuple(findings),
+        findings=tuple(aggregate(findings)),
     )
 
 
-def simulate(read: Sequence[Bundle], images: Sequence[RuntimeImage]) -> Report:
-    """Run the start-up of already-read bundles in each runtime image."""
+def simulate(
+    read: Sequence[Bundle],
+    images: Sequence[RuntimeImage],
+    *,
+    cloudera_addons: str | Sequence[str] | None = None,
+) -> Report:
+    """Run the start-up of already-read bundles in each runtime image.
+
+    Each runtime is started alone, and again with each set of the Cloudera
+    add-ons *cloudera_addons* chooses that one session can attach (one
+    Spark at a time), those linked first (:mod:`addon_mount._overlays`).
+    The report has one verdict per runtime: a finding that holds in some of
+    its workloads only says in which.
+    """
+    try:
+        chosen = overlay_selection(cloudera_addons)
+    except ValueError as exc:
+        raise CheckError(f"--cloudera-addons: {exc}") from exc
     staged = staged_addons(read)
-    return start_workloads(read, [Workload(image, staged) for image in images])
+    checked = [Workloads(image, tuple(overlay_variants(image, chosen))) for image in images]
+    workloads = [Workload(variant, staged) for group in checked for variant in group.images]
+    return merge_workloads(start_workloads(read, workloads), checked)

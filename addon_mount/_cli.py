@@ -6,49 +6,25 @@ The library returns a report; this module maps it to exit statuses:
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
 
 import attrs
 import click
 
-from . import _log
-from ._check import CheckError, find_archive
+from . import _help, _log
+from ._check import CheckError, find_archive, read_bundle_files
 from ._check import check as run_check
-from ._files import atomic_write
+from ._cli_base import EXIT_CANNOT_RUN, EXIT_FINDINGS, EXIT_OK, CannotRun, emit
 from ._findings import KINDS, RULES, markdown_table
 from ._limits import DEFAULT_LIMITS, Limits
-from ._render import render_json, render_sarif, render_text
-from ._report import Report
 from ._runtime import RuntimeLoadError
-
-EXIT_OK = 0
-EXIT_FINDINGS = 1
-EXIT_CANNOT_RUN = 2
-
-
-def package_version() -> str:
-    try:
-        return version("addon-mount")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0+unknown"
-
-
-class CannotRun(click.ClickException):
-    """The tool could not do its job: exit status 2, one clear line."""
-
-    exit_code = EXIT_CANNOT_RUN
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"addon-mount: error: {self.format_message()}", err=True)
 
 
 def configure_logging(log_format: str, verbosity: int) -> None:
@@ -98,21 +74,67 @@ def _limit_options(func: Any) -> Any:
     return func
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=_help.epilog(
+        [
+            ("addon-mount check bundles/oracle-driver", "dry-run one add-on bundle"),
+            ("addon-mount explain AM301", "what a finding code means, and its fix"),
+            ("addon-mount runtimes", "the built-in runtimes a check can use"),
+            ("addon-mount COMMAND --help", "a command's options, examples and statuses"),
+        ],
+        [
+            (EXIT_OK, "success: no error findings"),
+            (EXIT_FINDINGS, "check found at least one error (with --strict, a warning)"),
+            _help.CANNOT_RUN,
+        ],
+    ),
+)
 # package_name: the version is looked up only when --version is asked for.
 @click.version_option(package_name="addon-mount", prog_name="addon-mount")
 @click.option("--debug", is_flag=True, help="Show the full trace of an unexpected failure.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """Dry-run Cloudera AI custom runtime add-ons before you register them.
-
-    Exit status: 0 no error findings, 1 error findings, 2 could not run.
-    """
+    """Dry-run Cloudera AI custom runtime add-ons before you register them."""
     ctx.obj = {"debug": debug}
 
 
-@cli.command()
-@click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path))
+@cli.command(
+    epilog=_help.epilog(
+        [
+            ("addon-mount check bundles/oracle-driver", "one bundle, in the default runtime"),
+            (
+                "addon-mount check bundles/*/ --runtime all",
+                "every bundle enabled together, in every built-in runtime",
+            ),
+            (
+                "addon-mount check bundle --runtime runtime.snap",
+                "against a snapshot captured in a session (see 'snapshot')",
+            ),
+            (
+                "addon-mount check bundles/*/ -f sarif -o addon-mount.sarif --strict",
+                "SARIF for CI annotations; warnings fail too",
+            ),
+            ("addon-mount check bundle -f json -o - | jq .ok", "JSON on standard output"),
+        ],
+        [
+            (EXIT_OK, "no error findings (warnings allowed, unless --strict)"),
+            (EXIT_FINDINGS, "at least one error finding (with --strict, or a warning)"),
+            _help.CANNOT_RUN,
+        ],
+    )
+)
+@click.argument("bundles", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--metadata",
+    type=click.Path(path_type=Path),
+    help="The metadata file to upload, whatever its name (with --archive): one more add-on.",
+)
+@click.option(
+    "--archive",
+    type=click.Path(path_type=Path),
+    help="The tarball to upload, whatever its name (with --metadata).",
+)
 @click.option(
     "-r",
     "--runtime",
@@ -122,6 +144,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
     help="A built-in runtime name, 'all', a snapshot file, a docker-export "
     "tarball or a root directory. Repeat for several. "
     "Default: the embedded default runtime.",
+)
+@click.option(
+    "--cloudera-addons",
+    default="default",
+    show_default=True,
+    metavar="none|default|all|NAME,...",
+    help="Also check each runtime with these of Cloudera's own add-ons attached "
+    "('addon-mount runtimes' lists them): 'default' is the newest Spark, the Hadoop "
+    "CLI and cmladdon; 'none' checks each runtime alone only.",
 )
 @click.option(
     "-f",
@@ -135,8 +166,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the report to FILE (atomically) instead of stdout.",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    help="Write the report to FILE (atomically); '-' or none: standard output.",
 )
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @click.option("--strict", is_flag=True, help="Warnings fail the check too (exit 1).")
@@ -161,7 +192,10 @@ def check(
     ctx: click.Context,
     /,
     bundles: tuple[Path, ...],
+    metadata: Path | None,
+    archive: Path | None,
     runtimes: tuple[str, ...],
+    cloudera_addons: str,
     output_format: str,
     output: Path | None,
     force: bool,
@@ -178,6 +212,12 @@ def check(
     """
     configure_logging(log_format, verbose)
     limits = Limits(**limit_values)
+    if (metadata is None) != (archive is None):
+        raise click.UsageError("--metadata and --archive go together: give both files")
+    if not bundles and metadata is None:
+        raise click.UsageError("Missing argument 'BUNDLES...' (or --metadata FILE --archive FILE).")
+    if output is not None and str(output) == "-":
+        output = None
     if output is not None:
         if output.exists() and not force:
             raise CannotRun(f"{str(output)!r} exists; pass --force to overwrite it")
@@ -188,13 +228,18 @@ def check(
                 f"{str(output)!r} is inside a bundle being checked; write the report elsewhere"
             )
     try:
+        files = [] if metadata is None or archive is None else [(metadata, archive)]
         with _archive_progress() as progress:
             report = run_check(
-                list(bundles), list(runtimes) or None, limits=limits, progress=progress
+                [*bundles, *(read_bundle_files(m, a, limits=limits) for m, a in files)],
+                list(runtimes) or None,
+                limits=limits,
+                progress=progress,
+                cloudera_addons=cloudera_addons,
             )
     except (CheckError, RuntimeLoadError) as exc:
         raise CannotRun(str(exc)) from exc
-    _emit(report, output_format, output, force=force, strict=strict, color=color)
+    emit(report, output_format, output, force=force, strict=strict, color=color)
     failed = not report.ok or (strict and report.warnings)
     ctx.exit(EXIT_FINDINGS if failed else EXIT_OK)
 
@@ -235,56 +280,52 @@ def _archive_progress() -> Iterator[Callable[[Path], Callable[[int], None] | Non
         yield for_bundle
 
 
-def _emit(
-    report: Report,
-    output_format: str,
-    output: Path | None,
-    *,
-    force: bool,
-    strict: bool,
-    color: bool | None,
-) -> None:
-    if output_format == "json":
-        text = render_json(report)
-    elif output_format == "sarif":
-        text = render_sarif(report, package_version())
-    else:
-        buffer = io.StringIO()
-        target_is_terminal = output is None and sys.stdout.isatty()
-        use_color = color if color is not None else (None if target_is_terminal else False)
-        render_text(report, buffer, strict=strict, color=use_color)
-        text = buffer.getvalue()
-    if output is None:
-        # Colour was decided while rendering; click must not strip it again.
-        click.echo(text, nl=False, color=True)
-        return
-    try:
-        atomic_write(output, text.encode("utf-8"), force=force)
-    except OSError as exc:
-        raise CannotRun(f"cannot write {str(output)!r}: {exc.strerror or exc}") from exc
-
-
-@cli.command()
-@click.argument("code", required=False)
+@cli.command(
+    epilog=_help.epilog(
+        [
+            ("addon-mount explain", "every code, one line each"),
+            ("addon-mount explain AM301", "one code: what it means, an example, the fix"),
+            ("addon-mount explain --markdown", "every code as the README's table"),
+        ],
+        [(EXIT_OK, "explained"), (EXIT_CANNOT_RUN, "an unknown code")],
+    )
+)
+@click.argument("codes", nargs=-1, metavar="[CODE|KIND]...")
 @click.option("--markdown", is_flag=True, help="List every code as the README's Markdown table.")
-def explain(code: str | None, markdown: bool) -> int:
-    """Explain finding CODE (like AM301), or list every code."""
+def explain(codes: tuple[str, ...], markdown: bool) -> int:
+    """Explain finding codes (like AM301) or kinds (like collision), or list every code.
+
+    For each code: what it means, its fix, what a workload shows, and what to
+    do once the add-on is registered.
+    """
     if markdown:
         click.echo(markdown_table(), nl=False)
         return EXIT_OK
-    if code is None:
+    if not codes:
         for rule in RULES.values():
             click.echo(f"{rule.code}  {rule.severity.value:<7}  {rule.kind:<17}  {rule.title}")
         return EXIT_OK
-    found = RULES.get(code.upper())
-    if found is None:
-        raise CannotRun(f"unknown finding code {code!r}; 'addon-mount explain' lists them")
-    rule = found
-    click.echo(f"{rule.code}: {rule.title}")
-    click.echo(f"  kind:     {rule.kind} ({KINDS[rule.kind]})")
-    click.echo(f"  severity: {rule.severity.value}")
-    click.echo(f"  example:  {rule.example}")
-    click.echo(f"  fix:      {rule.hint}")
+    chosen: list[str] = []
+    for asked in codes:
+        matched = [r.code for r in RULES.values() if asked.upper() == r.code or asked == r.kind]
+        if not matched:
+            raise CannotRun(
+                f"unknown finding code {asked!r} (nor a kind); 'addon-mount explain' lists them"
+            )
+        chosen.extend(c for c in matched if c not in chosen)
+    for i, code in enumerate(chosen):
+        rule = RULES[code]
+        if i:
+            click.echo()
+        click.echo(f"{rule.code}: {rule.title}")
+        click.echo(f"  kind:     {rule.kind} ({KINDS[rule.kind]})")
+        click.echo(f"  severity: {rule.severity.value}")
+        click.echo(f"  example:  {rule.example}")
+        click.echo(f"  fix:      {rule.hint}")
+        if rule.workload_shows:
+            click.echo(f"  workload shows:  {rule.workload_shows}")
+        if rule.after_registration:
+            click.echo(f"  once registered: {rule.after_registration}")
     return EXIT_OK
 
 
@@ -296,6 +337,16 @@ def _register_runtime_commands() -> None:
 
 
 _register_runtime_commands()
+
+
+def _register_life_commands() -> None:
+    from ._cli_life import COMMANDS  # noqa: PLC0415
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_register_life_commands()
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -14,51 +14,57 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from . import _capture
+from . import _capture, _help
+from ._cli_base import CannotRun
 from ._files import atomic_write
+from ._overlays import catalog as overlay_catalog
+from ._overlays import default_names as default_overlays
 from ._runtime import (
     BUILTIN_DIR,
     DEFAULT_RUNTIME,
     RuntimeImage,
     RuntimeLoadError,
+    builtin_catalog,
     builtin_names,
     image_from_tar,
 )
 
+if TYPE_CHECKING:  # rich is imported when a table is printed
+    from rich.table import Table
+
 CAPTURE_SCRIPT = "_capture.py"
 
 
-class CannotRun(click.ClickException):
-    """The command could not do its job: exit status 2 and one line, never a traceback.
-
-    Defined here rather than imported from ``_cli``, which imports this module
-    while it is itself being imported.
-    """
-
-    exit_code = 2
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"addon-mount: error: {self.format_message()}", err=True)
-
-
 def catalog() -> list[dict[str, object]]:
-    """The built-in runtimes: name, description, entries, default, source; sorted by name."""
+    """The built-in runtimes, sorted by name: what each models and how it was built.
+
+    Each row: name, aliases (other names it answers to), generation,
+    edition, the Dockerfile it is modelled on, description, entries,
+    default, source and steps (the build steps, in order).
+    """
     rows: list[dict[str, object]] = []
     for name in builtin_names():
         # Opened without load_builtin's cache: listing should not keep every image in memory.
         image = RuntimeImage.from_snapshot(BUILTIN_DIR / f"{name}.snap.gz")
         try:
+            meta = image.meta
             rows.append(
                 {
                     "name": name,
+                    "aliases": json.loads(meta.get("aliases", "[]")),
+                    "generation": meta.get("generation", ""),
+                    "edition": meta.get("edition", ""),
+                    "dockerfile": meta.get("dockerfile", ""),
+                    "models": meta.get("models", ""),
                     "description": image.description,
                     "entries": len(image),
                     "default": name == DEFAULT_RUNTIME,
-                    "source": image.meta.get("source", ""),
+                    "source": meta.get("source", ""),
+                    "steps": json.loads(meta.get("steps", "[]")),
                 }
             )
         finally:
@@ -66,7 +72,82 @@ def catalog() -> list[dict[str, object]]:
     return rows
 
 
-@click.command("runtimes")
+def _runtimes_table(rows: list[dict[str, object]]) -> Table:
+    from rich.table import Table  # noqa: PLC0415 - see runtimes_command
+
+    table = Table(title="Built-in runtimes", title_justify="left", show_lines=True)
+    table.add_column("Name", no_wrap=True)
+    table.add_column("Generation", no_wrap=True)
+    table.add_column("Entries", justify="right")
+    table.add_column("Models")
+    for row in sorted(rows, key=lambda r: (str(r["generation"]), str(r["name"]))):
+        aliases = row["aliases"] if isinstance(row["aliases"], list) else []
+        label = "\n".join(
+            [
+                str(row["name"]),
+                *(f"= {a}" for a in aliases),
+                *(["(default)"] if row["default"] else []),
+            ]
+        )
+        models = str(row["models"] or row["description"])
+        table.add_row(label, str(row["generation"]), f"{row['entries']:,}", models)
+    return table
+
+
+def _generations_note() -> str:
+    lines = [
+        f"  {g['name']}: {g['covers']}, Ubuntu {g['ubuntu']}; {g['ordering']}."
+        for g in builtin_catalog().get("generations", [])
+    ]
+    return "\n".join(
+        [
+            "Generations (pick the one your workspace's runtime versions belong to):",
+            *lines,
+            "Each runtime's description, Dockerfile and build steps, and what is inferred: "
+            "addon-mount runtimes -f json.",
+        ]
+    )
+
+
+def _overlays_table() -> Table:
+    from rich.table import Table  # noqa: PLC0415 - see runtimes_command
+
+    table = Table(
+        title="Cloudera's add-ons, attached in extra workloads of each runtime "
+        "(check --cloudera-addons)",
+        title_justify="left",
+        show_lines=True,
+    )
+    table.add_column("Name", no_wrap=True)
+    table.add_column("Mounted at", no_wrap=True)
+    table.add_column("Puts in place", no_wrap=True)
+    table.add_column("Evidence", no_wrap=True)
+    defaults = default_overlays()
+    for overlay in overlay_catalog():
+        label = overlay.name + ("\n(default)" if overlay.name in defaults else "")
+        paths = "\n".join(
+            f"{p.path} ({'symlink' if p.how == 'link' else 'cdsw-owned copy'}; {p.evidence})"
+            for p in overlay.paths
+        )
+        evidence = f"add-on: {overlay.evidence}\ndirectory: {overlay.directory_evidence}"
+        table.add_row(label, overlay.root, paths, evidence)
+    return table
+
+
+@click.command(
+    "runtimes",
+    epilog=_help.epilog(
+        [
+            ("addon-mount runtimes", "tables: each runtime, and Cloudera's add-ons"),
+            ("addon-mount runtimes -f json", "the runtimes as a JSON list, for programs"),
+            (
+                "addon-mount runtimes --cloudera-addons -f json",
+                "Cloudera's add-ons as a JSON list",
+            ),
+        ],
+        [_help.OK, _help.CANNOT_RUN],
+    ),
+)
 @click.option(
     "-f",
     "--format",
@@ -74,29 +155,41 @@ def catalog() -> list[dict[str, object]]:
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    help="A table for people, or a JSON list for programs.",
+    help="Tables for people, or a JSON list for programs.",
 )
-def runtimes_command(output_format: str) -> int:
-    """List the built-in runtimes a check can run against."""
+@click.option(
+    "--cloudera-addons",
+    "overlays_only",
+    is_flag=True,
+    help="List only Cloudera's own add-ons (the ones check --cloudera-addons attaches).",
+)
+def runtimes_command(output_format: str, overlays_only: bool) -> int:
+    """List the built-in runtimes a check can run against, and Cloudera's add-ons."""
     try:
-        rows = catalog()
+        rows = [] if overlays_only else catalog()
     except RuntimeLoadError as exc:
         raise CannotRun(str(exc)) from exc
     if output_format == "json":
-        click.echo(json.dumps(rows, indent=2))
+        listed = [o.to_json() for o in overlay_catalog()] if overlays_only else rows
+        click.echo(json.dumps(listed, indent=2))
         return 0
     # rich is imported here, not at the top: `check` loads this module and needs none of it.
     from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
 
-    table = Table(title="Built-in runtimes", title_justify="left", show_lines=True)
-    table.add_column("Name", no_wrap=True)
-    table.add_column("Entries", justify="right")
-    table.add_column("Description")
-    for row in rows:
-        label = f"{row['name']}\n(default)" if row["default"] else str(row["name"])
-        table.add_row(label, f"{row['entries']:,}", str(row["description"]))
-    Console(soft_wrap=False).print(table)
+    console = Console(soft_wrap=False)
+    if not console.is_terminal:
+        console.width = 160  # piped: no terminal width to honour; keep names whole
+    if not overlays_only:
+        console.print(_runtimes_table(rows))
+        console.print(_generations_note(), highlight=False)
+        console.print()
+    console.print(_overlays_table())
+    console.print(
+        "Evidence: code = seen in public code, inf = inferred. That each path is a symlink "
+        "or a copy is inferred; notes: addon-mount runtimes --cloudera-addons -f json, "
+        "docs/runtimes.md.",
+        highlight=False,
+    )
     return 0
 
 
@@ -194,7 +287,26 @@ def _snapshot_directory(
     return 0
 
 
-@click.command("snapshot")
+@click.command(
+    "snapshot",
+    epilog=_help.epilog(
+        [
+            (
+                "addon-mount snapshot --print-script > capture.py",
+                "the script to run inside a session: python3 capture.py -o runtime.snap",
+            ),
+            (
+                "addon-mount snapshot --from-tar rootfs.tar -o runtime.snap",
+                "a snapshot of a 'docker export' tarball",
+            ),
+            (
+                "addon-mount snapshot /mnt/root -o runtime.snap.gz",
+                "a snapshot of a root directory, gzip-compressed",
+            ),
+        ],
+        [(0, "the snapshot (or script) was written"), _help.CANNOT_RUN],
+    ),
+)
 @click.argument(
     "root",
     required=False,
@@ -203,9 +315,9 @@ def _snapshot_directory(
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, path_type=Path, allow_dash=True),
     help="The snapshot file to write, gzip-compressed if it ends in .gz "
-    "(with --print-script: the script file).",
+    "(with --print-script: the script file, '-' for standard output).",
 )
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option(
@@ -240,12 +352,17 @@ def snapshot_command(
     targets are recorded, never file contents. /proc, /sys and /dev are kept
     as bare directories and /home/cdsw to one level.
     """
+    to_stdout = output is not None and str(output) == "-"
     if print_script:
         if root is not None or tarball is not None:
             raise CannotRun("--print-script takes no ROOT or --from-tar")
-        return _print_script(output, force)
+        return _print_script(None if to_stdout else output, force)
     if output is None:
         raise CannotRun("missing -o/--output: the snapshot file to write")
+    if to_stdout:
+        raise CannotRun(
+            "a snapshot is an SQLite file and cannot go to standard output; give -o FILE"
+        )
     if tarball is not None:
         if root is not None:
             raise CannotRun("give ROOT or --from-tar, not both")

@@ -35,6 +35,12 @@ class Rule:
     title: str
     hint: str
     example: str
+    #: What a user of a workload sees when an add-on with this problem is enabled.
+    workload_shows: str = ""
+    #: What to do when the add-on is already registered (it can never be changed).
+    after_registration: str = ""
+    #: One finding per archive member or file: aggregated per add-on, runtime and input.
+    per_member: bool = False
 
 
 # Kinds, with what each means. Order is the order of the pipeline.
@@ -54,7 +60,11 @@ KINDS: Mapping[str, str] = {
     "collision": "a requested path already exists in the runtime",
     "broken-parent": "a parent of the path is a symlink that dangles or loops in the runtime",
     "addon-collision": "two enabled add-ons request the same or nested paths",
+    "in-place": "the add-on is mounted and linked already (a live session's snapshot)",
     "permission-denied": "the cdsw user may not create the link or read what it points to",
+    "unreadable-content": "content reached through a link that cdsw may not read, list or run",
+    "broken-executable": "a program the add-on ships cannot run in the runtime",
+    "stray-file": "files a packing tool added by accident (macOS metadata)",
     "missing-parent": "the link's parent directory does not exist in the runtime",
     "unexpected-error": "the kernel would refuse a start-up step with an errno no rule covers",
 }
@@ -72,6 +82,14 @@ def _rules(*rules: Rule) -> dict[str, Rule]:
 
 
 E, W, N = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+# What every start-up problem comes down to once the add-on is registered: it
+# can never be updated or removed, only disabled, and its name is burnt.
+_REPLACE = (
+    "Disable it ('addon-mount disable NAME --workspace URL') so new workloads stop "
+    "mounting it, fix the bundle, check it, and register it under a new name: a "
+    "registered add-on can never be updated or removed, and its name stays taken."
+)
 
 RULES: Mapping[str, Rule] = _rules(
     # AM1xx: the bundle and its metadata.json
@@ -226,6 +244,7 @@ RULES: Mapping[str, Rule] = _rules(
         "Create the archive from inside the root, with relative names: "
         "'tar -C root -czf addon.tar.gz usr opt'.",
         "member '/etc/passwd' or '../../etc/passwd'",
+        per_member=True,
     ),
     Rule(
         "AM211",
@@ -234,6 +253,7 @@ RULES: Mapping[str, Rule] = _rules(
         "link member points outside the add-on",
         "Make the link relative and keep its target inside the archive.",
         "member 'opt/tool/lib' -> '../../../etc'",
+        per_member=True,
     ),
     Rule(
         "AM212",
@@ -243,6 +263,7 @@ RULES: Mapping[str, Rule] = _rules(
         "The link works only in runtimes that have its target; ship the target in "
         "the archive, or check it exists in every runtime.",
         "member 'opt/tool/java' -> '/usr/lib/jvm/default-java'",
+        per_member=True,
     ),
     Rule(
         "AM213",
@@ -251,6 +272,7 @@ RULES: Mapping[str, Rule] = _rules(
         "member is a device, FIFO or socket",
         "Remove it: an add-on can only carry files, directories and links.",
         "member 'opt/tool/null' is a character device",
+        per_member=True,
     ),
     Rule(
         "AM214",
@@ -259,6 +281,7 @@ RULES: Mapping[str, Rule] = _rules(
         "member is setuid or setgid",
         "Clear the bit ('chmod u-s,g-s'): an add-on must not raise privileges.",
         "member 'usr/bin/tool' has mode 4755",
+        per_member=True,
     ),
     Rule(
         "AM220",
@@ -267,6 +290,7 @@ RULES: Mapping[str, Rule] = _rules(
         "member appears more than once",
         "Create the archive again from one tree; extractors keep only the last copy.",
         "'usr/bin/tool' appears twice",
+        per_member=True,
     ),
     Rule(
         "AM230",
@@ -295,6 +319,23 @@ RULES: Mapping[str, Rule] = _rules(
     ),
     # AM3xx: the simulated workload start-up
     Rule(
+        "AM250",
+        "stray-file",
+        W,
+        "macOS metadata files in the archive",
+        "Pack without them: 'COPYFILE_DISABLE=1 tar ...' on a Mac, or 'addon-mount pack', "
+        "which leaves out ._* files, .DS_Store and __MACOSX/.",
+        "opt/tool/._run, opt/tool/.DS_Store",
+        per_member=True,
+        workload_shows=(
+            '"ls -a" in the linked directories shows the ._* and .DS_Store files; tools that '
+            "load every file of a directory (plugins, jars, configs) may choke on them."
+        ),
+        after_registration=(
+            "Harmless where nothing loads every file of a directory; otherwise " + _REPLACE
+        ),
+    ),
+    Rule(
         "AM300",
         "missing-entry",
         E,
@@ -302,6 +343,12 @@ RULES: Mapping[str, Rule] = _rules(
         "Add the path to the archive under its name without the leading '/', or "
         "remove it from spec.paths: a dangling link breaks every workload.",
         '"/usr/bin/tool" requested but the archive has no usr/bin/tool',
+        workload_shows=(
+            "The link is there but dangles: 'ls -l' shows it, and opening or running the "
+            "path fails with 'No such file or directory' (ENOENT). The docs say such an "
+            "add-on breaks user workloads."
+        ),
+        after_registration=_REPLACE,
     ),
     Rule(
         "AM301",
@@ -310,7 +357,13 @@ RULES: Mapping[str, Rule] = _rules(
         "path already exists in the runtime",
         "Choose a path the runtime does not have (for example under /opt/<addon>), or "
         "ship the content under a new name.",
-        '"/usr/bin/python3": the runtime already has a file there',
+        '"/usr/bin/env": the runtime already has a file there',
+        workload_shows=(
+            "The start-up's symlink fails with 'File exists' (EEXIST): the path keeps the "
+            "runtime's own file or directory, and whether the workload then fails to start "
+            "or starts without the add-on's content is not documented."
+        ),
+        after_registration=_REPLACE,
     ),
     Rule(
         "AM302",
@@ -318,7 +371,12 @@ RULES: Mapping[str, Rule] = _rules(
         E,
         "a parent of the path is not a directory in the runtime",
         "Choose a path whose parents are directories in every runtime.",
-        '"/usr/bin/python3/extra": /usr/bin/python3 is a file',
+        '"/usr/bin/env/extra": /usr/bin/env is a file',
+        workload_shows=(
+            "The start-up fails with 'Not a directory' (ENOTDIR): the path cannot exist, "
+            "and whatever expects the add-on's content there finds nothing."
+        ),
+        after_registration=_REPLACE,
     ),
     Rule(
         "AM303",
@@ -327,7 +385,13 @@ RULES: Mapping[str, Rule] = _rules(
         "a parent of the path is a dangling symlink",
         "Choose a path whose parents are real directories in every runtime: cdsw cannot "
         "create a directory where a symlink already stands, and the link would go nowhere.",
-        '"/opt/tool/bin": /opt/tool is a symlink to /data/tool, which does not exist',
+        '"/opt/data/tool": /opt/data is a symlink to /mnt/data, which does not exist',
+        workload_shows=(
+            "The start-up fails with 'No such file or directory' (ENOENT) although the "
+            "parent seems to be there: 'ls -l' shows the parent as a symlink to a missing "
+            "target."
+        ),
+        after_registration=_REPLACE,
     ),
     Rule(
         "AM304",
@@ -336,7 +400,12 @@ RULES: Mapping[str, Rule] = _rules(
         "a parent of the path is a symlink loop",
         "Choose a path that does not pass through the looping symlink the message names; "
         "the kernel gives up after 40 symlinks (ELOOP).",
-        '"/opt/loop/tool": /opt/loop is a symlink to itself',
+        '"/opt/loop/tool": /opt/loop is a symlink to loop, itself',
+        workload_shows=(
+            "The start-up fails with 'Too many levels of symbolic links' (ELOOP), and so "
+            "does every use of the path."
+        ),
+        after_registration=_REPLACE,
     ),
     Rule(
         "AM310",
@@ -345,6 +414,12 @@ RULES: Mapping[str, Rule] = _rules(
         "two add-ons request the same or nested paths",
         "Give each add-on its own paths; only one link can stand at a path.",
         'add-on a requests "/opt/tool", add-on b requests "/opt/tool/bin"',
+        workload_shows=(
+            "Only one add-on's link stands at the path (whichever started first); the other "
+            "add-on's content there is unreachable, so its users get the wrong files or 'No "
+            "such file or directory'."
+        ),
+        after_registration=_REPLACE,
     ),
     Rule(
         "AM311",
@@ -353,16 +428,43 @@ RULES: Mapping[str, Rule] = _rules(
         "add-on name is already taken",
         "Choose another name: a registered name can never be reused, even after the "
         "add-on is disabled.",
-        'two bundles named "tool", or the runtime already mounts custom-addon-tool',
+        'two bundles named "tool"',
+        workload_shows=(
+            "Registration is refused, or the workload mounts only one of the two add-ons "
+            "under that name; which one is not documented."
+        ),
+        after_registration=(
+            "Register the new add-on under another name: a taken name can never be reused, "
+            "even after the add-on that holds it is disabled."
+        ),
+    ),
+    Rule(
+        "AM312",
+        "in-place",
+        N,
+        "add-on already mounted and linked in this runtime",
+        "Nothing to do if the runtime is a live session with this add-on enabled; if it is "
+        "another add-on of the same name, the name is taken: choose another.",
+        "a snapshot of a live session holds /runtime-addons/custom-addon-tool and its links",
+        workload_shows="Nothing: the add-on is already mounted and linked as requested.",
+        after_registration=(
+            "Nothing to do for this add-on. A different add-on of the same name cannot be "
+            "registered: choose another name."
+        ),
     ),
     Rule(
         "AM320",
         "permission-denied",
         E,
         "cdsw may not create the link",
-        "Choose a path under a directory cdsw owns (/usr, /opt, /etc, /bin, /sbin "
-        "and their subdirectories in Cloudera runtimes).",
+        "Choose a path whose parent cdsw may write in every runtime: the message names "
+        "the directory that blocks (owner and mode) and a place cdsw may link instead.",
         '"/var/lib/tool": /var/lib is root\'s, mode 755',
+        workload_shows=(
+            "The start-up's symlink fails with 'Permission denied' (EACCES): the path does "
+            "not exist in the workload."
+        ),
+        after_registration=_REPLACE,
     ),
     Rule(
         "AM321",
@@ -372,6 +474,55 @@ RULES: Mapping[str, Rule] = _rules(
         "Make the content readable by all in the archive ('chmod -R a+rX' before tar): "
         "the archive keeps its modes and owners, and cdsw is not the owner.",
         '"/opt/tool/key.pem" has mode 600 owned by uid 0',
+        workload_shows=(
+            "The link resolves, but opening, listing or running what it points to fails "
+            "with 'Permission denied' (EACCES) for every user of the workload."
+        ),
+        after_registration=_REPLACE,
+    ),
+    Rule(
+        "AM322",
+        "unreadable-content",
+        E,
+        "content below a link cdsw may not read",
+        "Make the content readable by all before packing ('chmod -R a+rX'; "
+        "'addon-mount pack' does it): the mount keeps the archive's modes and owners.",
+        '"/opt/tool" links a directory holding key.pem, mode 600 owned by uid 0',
+        per_member=True,
+        workload_shows=(
+            "Opening or listing that content fails with 'Permission denied' (EACCES), in "
+            "every workload; tools that read their whole tree fail at start."
+        ),
+        after_registration=_REPLACE,
+    ),
+    Rule(
+        "AM323",
+        "unreadable-content",
+        E,
+        "executable cdsw may not run",
+        "Give the program x permission for all ('chmod a+rx'): it has x bits only for "
+        "its owner or group, and cdsw is neither.",
+        '"/opt/tool/bin/run": mode 700, owner uid 501',
+        per_member=True,
+        workload_shows=(
+            "Running the program fails with 'Permission denied' (EACCES); a shell prints "
+            "'permission denied: <path>'."
+        ),
+        after_registration=_REPLACE,
+    ),
+    Rule(
+        "AM324",
+        "unreadable-content",
+        W,
+        "file in a bin directory is not executable",
+        "Set its x bits ('chmod a+x') if it is a command; move it out of bin/ if it is not.",
+        '"/usr/local/bin/tool": mode 644',
+        per_member=True,
+        workload_shows=(
+            "Running the command fails with 'Permission denied' (EACCES); a shell prints "
+            "'permission denied: <path>'."
+        ),
+        after_registration=_REPLACE,
     ),
     Rule(
         "AM330",
@@ -381,6 +532,61 @@ RULES: Mapping[str, Rule] = _rules(
         "Choose a path whose parent exists in the runtime; cdsw could create it here, "
         "but the product does not promise to.",
         '"/opt/vendor/tool": /opt/vendor does not exist',
+        workload_shows=(
+            "Nothing, if cdsw created the missing parent as this check assumes; if the "
+            "platform does not create it, the link is missing and the path gives 'No such "
+            "file or directory' (ENOENT)."
+        ),
+        after_registration=(
+            "If the path works in a new workload ('addon-mount doctor' there), nothing is "
+            "needed; otherwise disable the add-on, and register a fixed one under a new "
+            "name."
+        ),
+    ),
+    Rule(
+        "AM340",
+        "broken-executable",
+        E,
+        "script interpreter is missing",
+        "Use an interpreter the runtime has (see the message), or ship it in the add-on; "
+        "'#!/usr/bin/env NAME' finds NAME on the workload's PATH.",
+        '"/opt/tool/bin/report" starts with #!/usr/bin/php, which the runtime lacks',
+        per_member=True,
+        workload_shows=(
+            "Running the script fails: the shell prints 'bad interpreter: No such file or "
+            "directory', or env says 'No such file or directory'."
+        ),
+        after_registration=_REPLACE,
+    ),
+    Rule(
+        "AM341",
+        "broken-executable",
+        E,
+        "script has Windows line endings",
+        "Convert the script to LF line endings ('sed -i s/\\r$//' or dos2unix): the "
+        "kernel looks for an interpreter named with a trailing carriage return.",
+        "#!/usr/bin/python3\\r: bad interpreter",
+        per_member=True,
+        workload_shows=(
+            'Running the script fails: the shell prints "/bin/sh^M: bad interpreter: No such '
+            'file or directory".'
+        ),
+        after_registration=_REPLACE,
+    ),
+    Rule(
+        "AM342",
+        "broken-executable",
+        E,
+        "program's dynamic loader is missing",
+        "Build the program for the runtime's platform, or link it statically: the ELF "
+        "program interpreter it names is not in the runtime.",
+        '"/opt/tool/bin/static" needs /lib/ld-musl-x86_64.so.1',
+        per_member=True,
+        workload_shows=(
+            "Running the program fails with 'No such file or directory' although the file is "
+            "there: the kernel cannot find its loader."
+        ),
+        after_registration=_REPLACE,
     ),
     Rule(
         "AM390",
@@ -389,7 +595,12 @@ RULES: Mapping[str, Rule] = _rules(
         "a start-up step fails with an unexpected error",
         "Read the errno in the message: the kernel would refuse this step for a reason no "
         "other rule covers (a name too long, a read-only filesystem); choose another path.",
-        '"/runtime-addons/other/x": EROFS (read-only file system)',
+        '"/opt/vendor/tool": /opt/vendor is a symlink to a 300-byte name (ENAMETOOLONG)',
+        workload_shows=(
+            "The start-up step fails with the errno the message names, and the path is "
+            "missing in the workload."
+        ),
+        after_registration=_REPLACE,
     ),
 )
 

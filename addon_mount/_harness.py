@@ -41,12 +41,13 @@ from pyfakefs import helpers
 from pyfakefs.fake_filesystem import FakeFilesystem
 from pyfakefs.fake_filesystem_unittest import Patcher, Pause
 
-from . import _linux
+from . import _linux, _session
 from ._check import Bundle, read_bundle, staged_addons, start_workloads
 from ._limits import DEFAULT_LIMITS, Limits
 from ._metadata import PROJECT_VOLUME
 from ._report import Report
 from ._runtime import BUILTIN_PREFIX, RuntimeImage, builtin_names
+from ._session import HarnessError
 from ._view import Created, RuntimeIndex, WorkloadView, archive_children
 from ._workload import (
     CDSW_GID,
@@ -61,10 +62,6 @@ from ._workload import (
 # temporary directory and the cdsw user's home (the project volume).
 TMP_DIR: Final = "/tmp"  # noqa: S108 - the fake workload's /tmp, never the host's
 TMP_MODE: Final = 0o1777
-
-
-class HarnessError(Exception):
-    """The harness was used in a way it cannot honour (the message says how to fix it)."""
 
 
 @attrs.frozen
@@ -300,6 +297,8 @@ class Session:
     ids: tuple[int, int]
     cwd: str
     umask: int
+    #: The identity and process guards in place, once given (see :mod:`._session`).
+    identity: _session.Saved | None = None
 
 
 _ACTIVE: list[Session] = []
@@ -334,6 +333,7 @@ def activate(
         report = start(fs, staged, image, fresh=patcher is not None)
         owner = patcher or existing
         _linux.install(fs, owner.fake_modules.get("os") if owner is not None else None)
+        session.identity = _session.enter(fs)
         fs.cwd = PROJECT_VOLUME
         helpers.set_uid(CDSW_UID)
         helpers.set_gid(CDSW_GID)
@@ -344,8 +344,15 @@ def activate(
 
 
 def deactivate(session: Session) -> None:
-    """Put back what :func:`activate` changed: patching, ids, the fs's cwd and umask."""
+    """Put back what :func:`activate` changed: identity, patching, ids, the fs's cwd, umask.
+
+    A session already put back is left alone.
+    """
+    if not any(active is session for active in _ACTIVE):
+        return
     try:
+        if session.identity is not None:
+            _session.leave(session.identity)
         _linux.uninstall(session.fs)
         if session.patcher is not None:
             session.patcher.tearDown()

@@ -430,9 +430,19 @@ def parse_metadata(
 
     raw_paths = _read_paths(value, out, limits)
     valid = _validate_paths(raw_paths, out, limits)
-    spec = AddonSpec(name, tuple(valid)) if name is not None and valid else None
+    if name is None:
+        # No usable name: stage under the bundle's label, so every other problem
+        # (archive, start-up) is still found in the same run.
+        name = _stand_in_name(fallback_name)
+    spec = AddonSpec(name, tuple(valid)) if valid else None
     shown_name = raw_name if isinstance(raw_name, str) else None
     return ParsedMetadata(spec, tuple(out.findings), shown_name, tuple(p for _, p in raw_paths))
+
+
+def _stand_in_name(label: str) -> str:
+    """A directory name for staging an add-on whose metadata names none."""
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in label)
+    return cleaned.lower().strip("-")[:35] or "addon"
 
 
 def _read_paths(value: dict[str, Any], out: _Collector, limits: Limits) -> list[tuple[str, str]]:

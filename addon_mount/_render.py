@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
+import importlib
+import io
 import json
-import re
+import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
@@ -14,9 +17,10 @@ import attrs
 if TYPE_CHECKING:  # rich is imported when text is rendered: JSON and SARIF do without it
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
 from ._findings import RULES, Severity
-from ._report import Finding, Report, status_of
+from ._report import UNENCODABLE, Finding, Report, printable, status_of
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _STYLES = {
@@ -31,30 +35,11 @@ _STATUS_STYLES = {
 }
 
 
-# Member names that are not UTF-8 reach the report as lone surrogates (tarfile's
-# surrogateescape), which no UTF-8 output can hold; control and bidi characters in
-# names would drive the reader's terminal. Each is shown as an escape instead.
-_UNENCODABLE: Final = re.compile("[\ud800-\udfff]")
-_UNPRINTABLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if 0xDC80 <= code <= 0xDCFF:  # the byte surrogateescape stands for
-        return f"\\x{code - 0xDC00:02x}"
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-
-
-def printable(text: str, pattern: re.Pattern[str] = _UNPRINTABLE) -> str:
-    """*text* with unwritable or terminal-controlling characters shown as escapes."""
-    return pattern.sub(_escape, text) if pattern.search(text) else text
-
-
 def _clean_json(value: Any) -> Any:
     if isinstance(value, str):
-        return printable(value, _UNENCODABLE)
+        return printable(value, UNENCODABLE)
     if isinstance(value, dict):
-        return {printable(k, _UNENCODABLE): _clean_json(v) for k, v in value.items()}
+        return {printable(k, UNENCODABLE): _clean_json(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_clean_json(v) for v in value]
     return value
@@ -78,57 +63,128 @@ def render_json(report: Report) -> str:
     return json.dumps(_clean_json(report.to_json()), indent=2, ensure_ascii=False) + "\n"
 
 
+#: Columns of text written where no terminal says how wide it is (a pipe, a
+#: file), unless COLUMNS does: wide enough that tables keep their full names.
+PLAIN_WIDTH: Final = 200
+#: The narrowest a report is laid out for; a narrower terminal wraps it.
+MIN_WIDTH: Final = 40
+#: The width of a terminal that does not tell its size.
+TERMINAL_WIDTH: Final = 80
+
+
+def output_style(stream: IO[str] | None, color: bool | None = None) -> tuple[bool, int]:
+    """Colour and width for a text report written to *stream* (``None``: a file).
+
+    Colour: *color* when given; otherwise on when *stream* is a terminal,
+    unless ``NO_COLOR`` is set (to anything but the empty string) or ``TERM``
+    is ``dumb``. Width: ``COLUMNS`` when set; otherwise the terminal's (80
+    if it does not say), or :data:`PLAIN_WIDTH` for a pipe or a file; never
+    under :data:`MIN_WIDTH`.
+    """
+    is_terminal = False
+    width = PLAIN_WIDTH
+    if stream is not None:
+        try:
+            is_terminal = stream.isatty()
+        except ValueError:  # closed
+            is_terminal = False
+    if is_terminal and stream is not None:
+        try:
+            width = os.get_terminal_size(stream.fileno()).columns or TERMINAL_WIDTH
+        except (OSError, ValueError):  # a terminal-like stream without a descriptor
+            width = TERMINAL_WIDTH
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        width = int(columns)
+    if color is None:
+        color = (
+            is_terminal and not os.environ.get("NO_COLOR") and os.environ.get("TERM", "") != "dumb"
+        )
+    return color, max(width, MIN_WIDTH)
+
+
+def import_rich() -> None:
+    """Import what rendering text needs, now.
+
+    The test harness calls it before a workload starts: pyfakefs drops the
+    modules first imported while it patches, which would leave rich's
+    classes split between two copies of its modules.
+    """
+    for name in ("rich.console", "rich.table", "rich.text"):
+        importlib.import_module(name)
+
+
+def report_text(report: Report, *, strict: bool = False, width: int = PLAIN_WIDTH) -> str:
+    """The text report as a string, without colour, laid out for *width* columns."""
+    buffer = io.StringIO()
+    render_text(report, buffer, strict=strict, color=False, width=width)
+    return buffer.getvalue()
+
+
 def render_text(
-    report: Report, out: IO[str], *, strict: bool = False, color: bool | None = None
+    report: Report,
+    out: IO[str],
+    *,
+    strict: bool = False,
+    color: bool | None = None,
+    width: int | None = None,
 ) -> None:
     """Write the report for people: a status line per add-on, findings, then the plan.
 
-    Colour follows rich's detection (a terminal, ``NO_COLOR`` unset) unless
-    *color* forces it on or off.
+    *color* and *width* default to what suits *out* (see :func:`output_style`).
+    Lines longer than *width* wrap, their continuation indented under the
+    text they continue; the add-on x runtime table becomes one row per pair
+    when its columns do not fit.
     """
     report = _clean(report)
     from rich.console import Console  # noqa: PLC0415 - see the imports above
     from rich.text import Text  # noqa: PLC0415
 
+    detected_color, detected_width = output_style(out, color)
     console = Console(
         file=out,
-        no_color=None if color is None else not color,
-        force_terminal=True if color else None,
+        width=max(width or detected_width, MIN_WIDTH),
+        force_terminal=detected_color,
+        no_color=not detected_color,
+        color_system="standard" if detected_color else None,
         highlight=False,
-        soft_wrap=True,
-        color_system={True: "standard", False: None, None: "auto"}[color],
+        markup=False,
+        emoji=False,
+        soft_wrap=False,
     )
-    if not console.is_terminal:
-        # Piped or written to a file: no terminal width to honour, so tables keep
-        # their full names instead of being cut to 80 columns.
-        console.width = 200
     runtimes = [r.name for r in report.runtimes]
     shown_runtimes = ", ".join(runtimes) or "none"
-    console.print(
-        Text.assemble(
-            ("addon-mount", "bold"),
-            f": {len(report.addons)} add-on{'s' if len(report.addons) != 1 else ''} in "
-            f"{len(runtimes)} runtime{'s' if len(runtimes) != 1 else ''} ({shown_runtimes})",
-        )
+    _wrapped(
+        console,
+        Text.assemble(("addon-mount", "bold"), ": "),
+        Text(
+            f"{_plural(len(report.addons), 'add-on')} in "
+            f"{_plural(len(runtimes), 'runtime')} ({shown_runtimes})"
+        ),
     )
     console.print()
     for addon in report.addons:
         findings = report.findings_for(addon.name)
         status = status_of(findings, strict=strict)
         counts = _counts(findings)
-        line = Text.assemble(
-            (f"{addon.name}", "bold"),
-            (f" ({addon.registered_name})" if addon.registered_name else "", "dim"),
-            ": ",
-            (status, _STATUS_STYLES[status]),
-            (f" ({counts})" if counts else "", ""),
+        _wrapped(
+            console,
+            Text(""),
+            Text.assemble(
+                (f"{addon.name}", "bold"),
+                (f" ({addon.registered_name})" if addon.registered_name else "", "dim"),
+                ": ",
+                (status, _STATUS_STYLES[status]),
+                (f" ({counts})" if counts else "", ""),
+            ),
+            indent=2,
         )
-        console.print(line)
         for finding, where in _grouped(findings):
             _print_finding(console, finding, where if len(runtimes) > 1 else [])
         console.print()
     if len(runtimes) > 1 and report.addons:
-        console.print(_matrix(report, strict=strict))
+        console.print(Text("Add-on x runtime", "italic"))
+        console.print(_matrix(console, report, strict=strict))
         console.print()
     _print_plan(console, report)
     passed = sum(
@@ -137,24 +193,49 @@ def render_text(
         if status_of(report.findings_for(a.name), strict=strict) != "FAILED"
     )
     failed = len(report.addons) - passed
-    console.print(
+    listed = _listed(report.findings)
+    errors = sum(1 for f in listed if f.severity is Severity.ERROR)
+    warnings = sum(1 for f in listed if f.severity is Severity.WARNING)
+    _wrapped(
+        console,
+        Text("Summary: ", "bold"),
         Text.assemble(
-            ("Summary: ", "bold"),
             (f"{passed} passed", "green" if passed else ""),
             ", ",
             (f"{failed} failed", "red" if failed else ""),
-            f"; {_plural(len(report.errors), 'error')}, {_plural(len(report.warnings), 'warning')}",
-        )
+            f"; {_plural(errors, 'error')}, {_plural(warnings, 'warning')}",
+        ),
     )
+
+
+def _wrapped(console: Console, lead: Text, body: Text, *, indent: int | None = None) -> None:
+    """Print *lead* then *body*, wrapped at the console's width under *body*'s first column.
+
+    Continuation lines are indented by *lead*'s width (or *indent*); a word
+    longer than a line (a long path) is folded.
+    """
+    from rich.text import Text  # noqa: PLC0415 - rich is imported only for text
+
+    hang = lead.cell_len if indent is None else indent
+    lines = body.wrap(console, max(console.width - hang, MIN_WIDTH // 2), overflow="fold")
+    for i, line in enumerate(lines):
+        line.rstrip()
+        console.print(Text.assemble(lead if i == 0 else " " * hang, line), soft_wrap=True)
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _listed(findings: Iterable[Finding]) -> list[Finding]:
+    """The findings as the report lists them: one for each problem, whatever its runtimes."""
+    return [finding for finding, _ in _grouped(findings)]
+
+
 def _counts(findings: Iterable[Finding]) -> str:
+    # Counted as listed, so the numbers in the status line are the findings below it.
     parts = []
-    findings = list(findings)
+    findings = _listed(findings)
     for severity, word in (
         (Severity.ERROR, "error"),
         (Severity.WARNING, "warning"),
@@ -168,9 +249,9 @@ def _counts(findings: Iterable[Finding]) -> str:
 
 def _grouped(findings: Iterable[Finding]) -> list[tuple[Finding, list[str]]]:
     """The same finding in several runtimes, shown once with the runtimes it holds in."""
-    groups: dict[tuple[str, str | None, str], tuple[Finding, list[str]]] = {}
+    groups: dict[tuple[str | None, str, str | None, str], tuple[Finding, list[str]]] = {}
     for finding in findings:
-        key = (finding.code, finding.path, finding.message)
+        key = (finding.addon, finding.code, finding.path, finding.message)
         if key in groups:
             groups[key][1].append(finding.runtime or "")
         else:
@@ -181,38 +262,57 @@ def _grouped(findings: Iterable[Finding]) -> list[tuple[Finding, list[str]]]:
 def _print_finding(console: Console, finding: Finding, runtimes: list[str]) -> None:
     from rich.text import Text  # noqa: PLC0415 - rich is imported only for text
 
-    head = Text("  ")
-    head.append(f"{finding.severity.value:<7}", _STYLES[finding.severity])
-    head.append(f" {finding.code} ", "bold")
+    lead = Text("  ")
+    lead.append(f"{finding.severity.value:<7}", _STYLES[finding.severity])
+    lead.append(" ")
+    head = Text()
+    head.append(f"{finding.code} ", "bold")
     head.append(f"{finding.kind}", "dim")
     if finding.path:
         head.append(f"  {finding.path}")
     if runtimes:
         head.append(f"  [{', '.join(runtimes)}]", "magenta")
-    console.print(head)
-    console.print(Text("    " + finding.message))
-    console.print(Text.assemble(("    fix: ", "bold"), finding.hint))
+    _wrapped(console, lead, head)
+    _wrapped(console, Text("    "), Text(finding.message))
+    _wrapped(console, Text("    fix: ", "bold"), Text(finding.hint))
 
 
-def _matrix(report: Report, *, strict: bool) -> Table:
+def _matrix(console: Console, report: Report, *, strict: bool) -> Table:
+    """The add-on x runtime table; one row per add-on and runtime when that is too wide."""
     from rich.table import Table  # noqa: PLC0415 - rich is imported only for text
     from rich.text import Text  # noqa: PLC0415
 
-    table = Table(title="Add-on x runtime", title_justify="left", show_lines=False)
-    table.add_column("add-on", style="bold")
+    def cell(addon: str, runtime: str) -> Text:
+        findings = report.findings_for(addon, runtime)
+        status = status_of(findings, strict=strict)
+        errors = sum(1 for f in findings if f.severity is Severity.ERROR)
+        warnings = sum(1 for f in findings if f.severity is Severity.WARNING)
+        word = {"FAILED": "fail", "PASSED with warnings": "warn", "PASSED": "pass"}[status]
+        return Text(f"{word} {errors}E {warnings}W", _STATUS_STYLES[status])
+
+    wide = Table()
+    wide.add_column(Text("add-on"), style="bold")
     for runtime in report.runtimes:
-        table.add_column(runtime.name)
+        wide.add_column(Text(runtime.name))
     for addon in report.addons:
-        row: list[Text | str] = [addon.name]
-        for runtime in report.runtimes:
-            findings = report.findings_for(addon.name, runtime.name)
-            status = status_of(findings, strict=strict)
-            errors = sum(1 for f in findings if f.severity is Severity.ERROR)
-            warnings = sum(1 for f in findings if f.severity is Severity.WARNING)
-            word = {"FAILED": "fail", "PASSED with warnings": "warn", "PASSED": "pass"}[status]
-            row.append(Text(f"{word} {errors}E {warnings}W", _STATUS_STYLES[status]))
-        table.add_row(*row)
-    return table
+        wide.add_row(Text(addon.name), *(cell(addon.name, r.name) for r in report.runtimes))
+    unbounded = console.options.update_width(sys.maxsize)
+    if console.measure(wide, options=unbounded).maximum <= console.width:
+        return wide
+    long = Table()
+    long.add_column(Text("add-on"), style="bold", overflow="fold")
+    long.add_column(Text("runtime"), overflow="fold")
+    long.add_column(Text("result"), no_wrap=True)
+    for i, addon in enumerate(report.addons):
+        if i:
+            long.add_section()
+        for j, runtime in enumerate(report.runtimes):
+            long.add_row(
+                Text(addon.name if j == 0 else ""),
+                Text(runtime.name),
+                cell(addon.name, runtime.name),
+            )
+    return long
 
 
 def _print_plan(console: Console, report: Report) -> None:
@@ -222,29 +322,34 @@ def _print_plan(console: Console, report: Report) -> None:
         console.print(Text("Plan: no links would be created.", "bold"))
         console.print()
         return
-    by_runtime: dict[str, list[str]] = {}
+    by_runtime: dict[str, list[tuple[bool, str]]] = {}
     failed = {(f.addon, f.runtime, f.path) for f in report.findings if f.severity is Severity.ERROR}
     for link in report.links:
         broken = (link.addon, link.runtime, link.path) in failed
-        mark = "!" if broken else "+"
         suffix = "   (broken, see above)" if broken else ""
         by_runtime.setdefault(link.runtime, []).append(
-            f"  {mark} {link.path} -> {link.target}{suffix}"
+            (broken, f"{link.path} -> {link.target}{suffix}")
         )
     # Runtimes with the same plan share one listing: twenty runtimes, one plan.
-    plans: dict[tuple[str, ...], list[str]] = {}
+    plans: dict[tuple[tuple[bool, str], ...], list[str]] = {}
     for runtime in (r.name for r in report.runtimes):
         plans.setdefault(tuple(by_runtime.get(runtime, [])), []).append(runtime)
     for lines, runtimes in plans.items():
         where = ", ".join(runtimes)
         if not lines:
-            console.print(Text(f"Plan: no links would be created in {where}.", "bold"))
+            _wrapped(
+                console,
+                Text("Plan: ", "bold"),
+                Text(f"no links would be created in {where}.", "bold"),
+            )
             console.print()
             continue
-        console.print(Text(f"Plan: links created at start-up in {where}", "bold"))
-        for line in lines:
-            style = "red" if line.startswith("  !") else "green"
-            console.print(Text(line, style))
+        _wrapped(
+            console, Text("Plan: ", "bold"), Text(f"links created at start-up in {where}", "bold")
+        )
+        for broken, line in lines:
+            style = "red" if broken else "green"
+            _wrapped(console, Text(f"  {'!' if broken else '+'} ", style), Text(line, style))
         console.print()
 
 

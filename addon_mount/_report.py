@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
 from ._findings import RULES, Severity
 
 JSON_SCHEMA_VERSION = 1
+
+
+# Member names that are not UTF-8 reach the report as lone surrogates (tarfile's
+# surrogateescape), which no UTF-8 output can hold; control and bidi characters in
+# names would drive the reader's terminal. Each is shown as an escape instead.
+UNENCODABLE: Final = re.compile("[\ud800-\udfff]")
+UNPRINTABLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # the byte surrogateescape stands for
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def printable(text: str, pattern: re.Pattern[str] = UNPRINTABLE) -> str:
+    """*text* with unwritable or terminal-controlling characters shown as escapes."""
+    return pattern.sub(_escape, text) if pattern.search(text) else text
 
 
 @attrs.frozen
@@ -34,6 +54,16 @@ class Finding:
         default=attrs.Factory(lambda self: RULES[self.code].severity, takes_self=True)
     )
     source: str | None = None
+    #: Every path of a finding that stands for several (``path`` is the first).
+    paths: tuple[str, ...] = ()
+    #: What findings of one code share when they have one cause (an interpreter's
+    #: name): :func:`aggregate` keeps different causes apart.
+    cause: str | None = attrs.field(default=None, kw_only=True, repr=False)
+
+    @property
+    def count(self) -> int:
+        """How many places this finding stands for (1 unless aggregated)."""
+        return max(1, len(self.paths))
 
     @property
     def kind(self) -> str:
@@ -42,6 +72,23 @@ class Finding:
     @property
     def title(self) -> str:
         return RULES[self.code].title
+
+    def __str__(self) -> str:
+        """One line, as the text report heads it: ``error AM301 collision /etc/x: <message>``."""
+
+        where = f" {self.path}" if self.path else ""
+        about = ", ".join(
+            part
+            for part in (
+                f"add-on {self.addon}" if self.addon else "",
+                f"runtime {self.runtime}" if self.runtime else "",
+            )
+            if part
+        )
+        tail = f" [{about}]" if about else ""
+        return printable(
+            f"{self.severity.value} {self.code} {self.kind}{where}: {self.message}{tail}"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +101,8 @@ class Finding:
             "message": self.message,
             "hint": self.hint,
             "source": self.source,
+            "count": self.count,
+            "paths": list(self.paths) if self.paths else ([self.path] if self.path else []),
         }
 
 
@@ -111,8 +160,9 @@ class RuntimeSummary:
         return {"name": self.name, "description": self.description, "entries": self.entries}
 
 
-def _finding_order(f: Finding) -> tuple[str, str, int, str, str]:
-    return (f.addon or "", f.runtime or "", f.severity.rank, f.path or "", f.code)
+def _finding_order(f: Finding) -> tuple[int, str, str, str, str]:
+    # Errors first, then warnings, then notes; within each, by add-on, runtime, path, code.
+    return (f.severity.rank, f.addon or "", f.runtime or "", f.path or "", f.code)
 
 
 def _sorted_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
@@ -121,7 +171,11 @@ def _sorted_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
 
 @attrs.frozen
 class Report:
-    """What a check found. ``ok`` is true when no finding is an error."""
+    """What a check found. ``ok`` is true when no finding is an error.
+
+    ``findings`` come errors first, then warnings, then notes (info); within
+    a severity, by add-on, runtime, path and code.
+    """
 
     addons: tuple[AddonSummary, ...]
     runtimes: tuple[RuntimeSummary, ...]
@@ -171,3 +225,56 @@ def status_of(findings: Iterable[Finding], *, strict: bool = False) -> str:
     if Severity.WARNING in severities:
         return "PASSED with warnings"
     return "PASSED"
+
+
+#: Examples named in the message of an aggregated finding; JSON lists every path.
+EXAMPLES_SHOWN = 3
+
+
+def aggregate(findings: Iterable[Finding]) -> list[Finding]:
+    """One finding per add-on, runtime, code and input for the per-member codes.
+
+    Codes whose rule says ``per_member`` (an archive member, a file below a
+    link) can come by the thousand for one cause; each group becomes one
+    finding whose message is the first one's, with the count and the next
+    examples, and whose ``paths`` holds them all. Order is kept.
+    """
+    groups: dict[tuple[object, ...], list[Finding]] = {}
+    order: list[tuple[object, ...] | Finding] = []
+    for finding in findings:
+        if not RULES[finding.code].per_member:
+            order.append(finding)
+            continue
+        key = (
+            finding.code,
+            finding.addon,
+            finding.runtime,
+            finding.source,
+            finding.severity,
+            finding.cause,
+        )
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(finding)
+    result: list[Finding] = []
+    for item in order:
+        if isinstance(item, Finding):
+            result.append(item)
+            continue
+        group = groups[item]
+        first = group[0]
+        if len(group) == 1:
+            result.append(first)
+            continue
+        paths = tuple(f.path for f in group if f.path)
+        more = len(group) - 1
+        examples = ", ".join(repr(p) for p in paths[1 : 1 + EXAMPLES_SHOWN])
+        rest = more - min(more, EXAMPLES_SHOWN)
+        message = (
+            f"{first.message}; and {more:,} more like it"
+            + (f": {examples}" if examples else "")
+            + (f" and {rest:,} more" if rest and examples else "")
+        )
+        result.append(attrs.evolve(first, message=message, paths=paths))
+    return result

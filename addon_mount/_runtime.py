@@ -10,8 +10,12 @@ costs no more than a small one. The format is documented in
 from __future__ import annotations
 
 import bz2
+import difflib
+import functools
 import gzip
+import heapq
 import io
+import json
 import lzma
 import os
 import posixpath
@@ -22,7 +26,7 @@ import urllib.parse
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
@@ -169,6 +173,10 @@ class RuntimeImage:
         self.description: str = meta.get("description", "")
         count = meta.get("entries")
         self._count = int(count) if count and count.isdigit() else None
+        # Entries put over the snapshot's (see derive), by path and by parent.
+        self._layer: dict[str, Entry] = {}
+        self._layer_children: dict[str, list[Entry]] = {}
+        self._owns_db = True
 
     # -- constructors --------------------------------------------------------
 
@@ -254,6 +262,9 @@ class RuntimeImage:
 
     def get(self, path: str) -> Entry | None:
         """The entry at *path* exactly (symlinks are not followed), or ``None``."""
+        found = self._layer.get(path)
+        if found is not None:
+            return found
         row = self._db.execute(_SELECT + " WHERE path = ?", (path,)).fetchone()
         return _entry(row) if row else None
 
@@ -262,12 +273,26 @@ class RuntimeImage:
         rows = self._db.execute(
             _SELECT + " WHERE parent = ? AND path != '/' ORDER BY path", (path,)
         ).fetchall()
-        return [_entry(r) for r in rows]
+        found = [_entry(r) for r in rows]
+        over = self._layer_children.get(path)
+        if over:
+            merged = {e.path: e for e in found} | {e.path: e for e in over}
+            found = [merged[p] for p in sorted(merged)]
+        return found
 
     def __iter__(self) -> Iterator[Entry]:
         """Every entry, parents before children."""
-        for row in self._db.execute(_SELECT + " ORDER BY path"):
-            yield _entry(row)
+        rows = (_entry(row) for row in self._db.execute(_SELECT + " ORDER BY path"))
+        if not self._layer:
+            yield from rows
+            return
+        # Both sorted by path: merge them, an entry of the layer replacing the snapshot's.
+        layer = sorted(self._layer.values(), key=lambda e: e.path)
+        last: str | None = None
+        for entry in heapq.merge(layer, rows, key=lambda e: e.path):
+            if entry.path != last:
+                yield entry
+            last = entry.path
 
     def __len__(self) -> int:
         if self._count is None:
@@ -279,10 +304,51 @@ class RuntimeImage:
 
     def serialize(self) -> bytes:
         """The snapshot as an SQLite database image."""
-        return self._db.serialize()
+        if not self._layer:
+            return self._db.serialize()
+        db = sqlite3.connect(":memory:", check_same_thread=False)
+        try:
+            db.deserialize(self._db.serialize())
+            rows = [e.row() for e in self._layer.values()]
+            db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", sorted(self.meta.items()))
+            db.commit()
+            return db.serialize()
+        finally:
+            db.close()
+
+    def derive(
+        self, entries: Iterable[Entry], *, name: str, description: str, meta: dict[str, str]
+    ) -> RuntimeImage:
+        """This runtime with *entries* put in place (replacing what is at their paths).
+
+        Nothing else is added: every parent of an entry must be in the runtime
+        or among *entries*. The result shares this runtime's snapshot (close
+        this one last) and holds only *entries* besides: a large runtime costs
+        nothing to derive from.
+        """
+        image = RuntimeImage(self._db, source=f"{self.source}+")
+        image._owns_db = False
+        image._layer = {**self._layer, **{e.path: e for e in entries}}
+        for entry in image._layer.values():
+            if entry.path != "/":
+                image._layer_children.setdefault(parent_of(entry.path), []).append(entry)
+        added = sum(1 for p in image._layer if p not in self._layer and self.get(p) is None)
+        image._count = len(self) + added
+        image.meta = {
+            **self.meta,
+            **meta,
+            "name": name,
+            "description": description,
+            "entries": str(image._count),
+        }
+        image.name = name
+        image.description = description
+        return image
 
     def close(self) -> None:
-        self._db.close()
+        if self._owns_db:
+            self._db.close()
 
 
 def new_snapshot_db(target: str) -> sqlite3.Connection:
@@ -338,23 +404,64 @@ def builtin_names() -> list[str]:
     return sorted(p.name.removesuffix(".snap.gz") for p in BUILTIN_DIR.glob("*.snap.gz"))
 
 
+@functools.cache
+def builtin_catalog() -> dict[str, Any]:
+    """``_runtimes/catalog.json``: each built-in's generation and aliases, and the generations.
+
+    Written by ``scripts/build_runtimes.py`` with the snapshots; empty when absent.
+    """
+    path = BUILTIN_DIR / "catalog.json"
+    if not path.is_file():
+        return {"runtimes": [], "generations": []}
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def builtin_aliases() -> dict[str, str]:
+    """Other names of built-in runtimes (``cml-2025.01-r4.4`` for ``cml-r``), to their names."""
+    return {alias: row["name"] for row in builtin_catalog()["runtimes"] for alias in row["aliases"]}
+
+
+def builtin_name(name: str) -> str | None:
+    """The built-in runtime *name* names (itself, or the one it is an alias of), if any."""
+    if name in builtin_names():
+        return name
+    return builtin_aliases().get(name)
+
+
+def unknown_builtin(name: str) -> str:
+    """The end of "not a built-in runtime": the nearest name if *name* looks mistyped; the list."""
+    names = builtin_names()
+    close = difflib.get_close_matches(name, [*names, *builtin_aliases()], n=1, cutoff=0.75)
+    known = f"(built-in: {', '.join(names) or 'none'})"
+    return f"; did you mean {close[0]!r}? {known}" if close else f" {known}"
+
+
 _BUILTIN_CACHE: dict[str, bytes] = {}
 
 
 def load_builtin(name: str) -> RuntimeImage:
-    """Open the built-in runtime *name*; its decompressed image is cached per process."""
-    data = _BUILTIN_CACHE.get(name)
+    """Open the built-in runtime *name* (or alias); its image is cached per process.
+
+    Opened by an alias, the runtime takes that name, and its description
+    says which runtime it is.
+    """
+    # Checked against the catalog, not the file system: a name is never a path.
+    real = builtin_name(name)
+    if real is None:
+        raise RuntimeLoadError.for_source(
+            name, f"no built-in runtime has that name{unknown_builtin(name)}"
+        )
+    data = _BUILTIN_CACHE.get(real)
     if data is None:
-        names = builtin_names()
-        # Checked against the list, not the file system: a name is never a path.
-        if name not in names:
-            known = ", ".join(names) or "none"
-            raise RuntimeLoadError.for_source(
-                name, f"no built-in runtime has that name (built-in: {known})"
-            )
-        data = gzip.decompress((BUILTIN_DIR / f"{name}.snap.gz").read_bytes())
-        _BUILTIN_CACHE[name] = data
-    return RuntimeImage.from_bytes(data, source=f"builtin:{name}")
+        data = gzip.decompress((BUILTIN_DIR / f"{real}.snap.gz").read_bytes())
+        _BUILTIN_CACHE[real] = data
+    image = RuntimeImage.from_bytes(data, source=f"builtin:{name}")
+    if real != name:
+        image.name = name
+        image.description = f"Another name for {real}. {image.description}"
+        image.meta = {**image.meta, "name": name, "alias_of": real}
+    return image
 
 
 # -- loading a runtime from whatever the user names ------------------------------
@@ -383,17 +490,16 @@ def load_runtime(spec: str | Path, *, cross_mounts: bool = False) -> RuntimeImag
     """
     if isinstance(spec, str):
         if spec.startswith(BUILTIN_PREFIX):
-            return load_builtin(spec[len(BUILTIN_PREFIX) :])
-        if spec in builtin_names():
-            return load_builtin(spec)
+            return _load_named(spec[len(BUILTIN_PREFIX) :])
+        if builtin_name(spec.partition("+")[0]) is not None:
+            return _load_named(spec)
     path = Path(spec)
     try:
         st = path.stat()
     except FileNotFoundError as exc:
         reason = "no such file or directory"
         if isinstance(spec, str) and "/" not in spec and os.sep not in spec:
-            known = ", ".join(builtin_names()) or "none"
-            reason = f"no such file or directory, nor a built-in runtime (built-in: {known})"
+            reason = f"no such file or directory, nor a built-in runtime{unknown_builtin(spec)}"
         raise RuntimeLoadError.for_source(spec, reason) from exc
     except OSError as exc:
         raise RuntimeLoadError.for_source(spec, exc.strerror or str(exc)) from exc
@@ -407,6 +513,21 @@ def load_runtime(spec: str | Path, *, cross_mounts: bool = False) -> RuntimeImag
         image = image_from_tar(path)
     get_logger().debug("runtime_loaded", source=str(path), name=image.name, entries=len(image))
     return image
+
+
+def _load_named(name: str) -> RuntimeImage:
+    """A built-in runtime by name, or ``NAME+ADDON+...``: with Cloudera's add-ons attached."""
+    base, *attached = name.split("+")
+    image = load_builtin(base)
+    if not attached:
+        return image
+    from ._overlays import attach, overlays_named  # noqa: PLC0415 - _overlays imports this module
+
+    try:
+        chosen = overlays_named(attached)
+    except ValueError as exc:
+        raise RuntimeLoadError.for_source(name, str(exc)) from exc
+    return attach(image, chosen)
 
 
 def _looks_like_tar(block: bytes) -> bool:

@@ -36,6 +36,8 @@ _ZERO_BLOCK: Final = bytes(BLOCK)
 _POSIX_MAGIC: Final = b"ustar\x0000"
 _LONG_TYPES: Final = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
 _PAX_TYPES: Final = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+# Types that are a directory when the member's name ends in '/' ('\0' reads as '0').
+_REGULAR_TYPES: Final = (tarfile.REGTYPE, tarfile.CONTTYPE)
 #: Member types whose header is not followed by data blocks.
 NO_DATA_TYPES: Final = frozenset(
     {
@@ -146,13 +148,14 @@ def parse_header(block: bytes, offset: int) -> Header:
         signed += 256 * sum(1 for b in block[148:156] if b > 127)
         if stored != signed:
             raise TarStreamError("invalid header: bad checksum", offset)
-    type_ = block[156:157] or tarfile.REGTYPE
+    type_ = block[156:157]
+    if type_ == tarfile.AREGTYPE:
+        type_ = tarfile.REGTYPE
     name = block[:100]
     if block[257:265] == _POSIX_MAGIC and block[345:346] != b"\x00":
         name = block[345:500].split(b"\x00", 1)[0] + b"/" + name
-    if type_ == tarfile.AREGTYPE:
-        # Old tars mark directories by a trailing slash only.
-        type_ = tarfile.DIRTYPE if name.split(b"\x00", 1)[0].endswith(b"/") else tarfile.REGTYPE
+    # Whether a regular header is a directory depends on the member's full name,
+    # which a GNU long name or a pax path may still replace: TarStream decides.
     return Header(_text(name), mode, uid, gid, size, type_, _text(block[157:257]), offset)
 
 
@@ -263,6 +266,14 @@ class TarStream:
                 raise TarStreamError("unexpected end of data", self.offset)
         self._pos += n
 
+    def peek_data(self, n: int) -> bytes:
+        """Up to *n* first bytes of the member just yielded, leaving it unread."""
+        n = min(n, self._data_left)
+        while len(self._buf) - self._pos < n:
+            if not self._fill():
+                raise TarStreamError("unexpected end of data", self.offset)
+        return self._buf[self._pos : self._pos + n]
+
     def read_data(self) -> bytes:
         """The content of the member just yielded (call before asking for the next)."""
         data = self._read(self._data_left)
@@ -333,6 +344,11 @@ class TarStream:
                 info.name = long_name
             if long_link is not None:
                 info.linkname = long_link
+            if info.type in _REGULAR_TYPES and info.name[-1:] == "/":
+                # Old tars mark directories by a trailing slash only; GNU tar and
+                # bsdtar extract any regular header named so as a directory, and
+                # read no data after it, whatever its size field says.
+                info.type = tarfile.DIRTYPE
             long_name = long_link = None
             pax = {}
             self._header_bytes = 0

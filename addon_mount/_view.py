@@ -21,13 +21,42 @@ from ._linux import objects
 from ._metadata import ADDON_MOUNT_ROOT, AddonSpec
 from ._runtime import DIRECTORY, FILE, SYMLINK, Entry, RuntimeImage
 
+#: Where a custom add-on is mounted: ``/runtime-addons/`` + this, ``{name}`` filled in.
+#: Cloudera's own add-ons' directories carry a suffix (``spark332-...-ht9wmb``), so a
+#: directory named so followed by ``-<suffix>`` is taken as the same add-on.
+DEFAULT_MOUNT_DIR = "custom-addon-{name}"
+
 
 @attrs.frozen
 class StagedAddon:
-    """An add-on ready to mount: its validated spec and its archive index."""
+    """An add-on ready to mount: its validated spec, its archive index and its mount root."""
 
     spec: AddonSpec
     archive: ArchiveIndex
+    root: str = attrs.field(
+        default=attrs.Factory(lambda self: self.spec.staging_root, takes_self=True)
+    )
+
+    def target_of(self, path: str) -> str:
+        """Where the link at *path* points: the path's place in the mounted archive."""
+        return self.root + path
+
+
+def mounted_dir(names: Iterable[str], addon: str, template: str = DEFAULT_MOUNT_DIR) -> str | None:
+    """The directory among *names* (of /runtime-addons) that holds add-on *addon*, if any."""
+    wanted = template.format(name=addon)
+    for name in sorted(names):
+        if name == wanted:
+            return name
+    for name in sorted(names):
+        suffix = name[len(wanted) + 1 :]
+        if (
+            name.startswith(wanted + "-")
+            and suffix
+            and all(c.isascii() and (c.isalnum() or c in "-.") for c in suffix)
+        ):
+            return name
+    return None
 
 
 @attrs.frozen
@@ -62,6 +91,12 @@ def archive_children(archive: ArchiveIndex) -> dict[str, tuple[str, ...]]:
             parent, _, base = name.rpartition("/")
             children.setdefault(parent, []).append(base)
     return {k: tuple(sorted(v)) for k, v in children.items()}
+
+
+def is_stray(name: str) -> bool:
+    """True for macOS metadata a Mac's tar adds: ``._*``, ``.DS_Store``, ``__MACOSX/``."""
+    base = name.rpartition("/")[2]
+    return base.startswith("._") or base == ".DS_Store" or "/__MACOSX/" in f"/{name}/"
 
 
 def archive_entry(path: str, archive: ArchiveIndex, name: str) -> Entry | None:
@@ -119,14 +154,30 @@ class WorkloadView:
         *,
         index: RuntimeIndex | None = None,
         trees: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None,
+        mount_dir: str = DEFAULT_MOUNT_DIR,
     ) -> None:
         self.runtime = runtime
         self.index = index
         trees = trees or {}
+        self.mount_dir = mount_dir
+        self.addons = tuple(self._place(a) for a in addons)
         self.mounts: dict[str, _Mount] = {
-            a.spec.staging_root: _Mount(a, trees.get(a.spec.staging_root)) for a in addons
+            a.root: _Mount(a, trees.get(a.spec.staging_root)) for a in self.addons
         }
         self.fs: FakeFilesystem | None = None
+
+    def _place(self, addon: StagedAddon) -> StagedAddon:
+        """Mount *addon* where the runtime already has it (a live session), else as named."""
+        existing = self._runtime_names(ADDON_MOUNT_ROOT)
+        found = mounted_dir(existing, addon.spec.name, self.mount_dir)
+        name = found or self.mount_dir.format(name=addon.spec.name)
+        root = f"{ADDON_MOUNT_ROOT}/{name}"
+        return addon if root == addon.root else attrs.evolve(addon, root=root)
+
+    def _runtime_names(self, path: str) -> tuple[str, ...]:
+        if self.index is not None:
+            return self.index.children.get(path, ())
+        return tuple(e.path.rpartition("/")[2] for e in self.runtime.children(path))
 
     # -- the model: what is at a path ------------------------------------------------
 
@@ -177,11 +228,7 @@ class WorkloadView:
         if root is not None:
             yield from self.mounts[root].children.get(path[len(root) + 1 :], ())
             return
-        if self.index is not None:
-            runtime: Iterable[str] = self.index.children.get(path, ())
-        else:
-            runtime = [e.path.rpartition("/")[2] for e in self.runtime.children(path)]
-        runtime = tuple(runtime)
+        runtime = self._runtime_names(path)
         yield from runtime
         if path == "/" and self.mounts and "runtime-addons" not in runtime:
             yield "runtime-addons"

@@ -14,6 +14,7 @@ the cost of a check does not depend on the runtime's size.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import os
 import stat
@@ -23,12 +24,26 @@ from contextlib import contextmanager
 from pyfakefs import helpers
 from pyfakefs.fake_filesystem import FakeFilesystem
 
-from ._linux import ROOT, Cred, LinuxError, LinuxFS, describe, errno_name, objects
+from ._audit import ContentAudit
+from ._linux import (
+    ROOT,
+    Cred,
+    LinuxError,
+    LinuxFS,
+    describe,
+    errno_name,
+    objects,
+)
 from ._log import get_logger
 from ._metadata import AddonSpec
 from ._report import Finding, Link
 from ._runtime import SYMLINK, RuntimeImage, parent_of
-from ._view import StagedAddon, WorkloadView, describe_entry
+from ._view import (
+    DEFAULT_MOUNT_DIR,
+    StagedAddon,
+    WorkloadView,
+    describe_entry,
+)
 
 __all__ = ["CDSW_GID", "CDSW_UID", "ROOT_UID", "StagedAddon", "Workload", "running_as"]
 
@@ -64,6 +79,7 @@ class Workload:
         *,
         fs: FakeFilesystem | None = None,
         view: WorkloadView | None = None,
+        mount_dir: str = DEFAULT_MOUNT_DIR,
     ) -> None:
         """Prepare the workload; *fs* is a fake filesystem to start up in (default: a new one).
 
@@ -71,10 +87,8 @@ class Workload:
         already shows the whole runtime through *view*).
         """
         self.runtime = runtime
-        self.addons = tuple(addons)
-        self._staged = {a.spec.staging_root: a for a in self.addons}
         if view is None:
-            view = WorkloadView(runtime, self.addons)
+            view = WorkloadView(runtime, addons, mount_dir=mount_dir)
             if fs is None:
                 fs = objects.new_filesystem(WORKLOAD_UMASK)
             view.attach(fs)
@@ -84,9 +98,14 @@ class Workload:
             raise AssertionError("workload without a filesystem")
         self.fs = fs
         self.view = view
+        # Placed by the view: where the runtime already mounts one, there.
+        self.addons = view.addons
+        self._staged = {a.spec.name: a for a in self.addons}
         self.linux = LinuxFS(fs, lookup=objects.lookup_child, umask=WORKLOAD_UMASK)
         self.findings: list[Finding] = []
         self.links: list[Link] = []
+        # What cdsw reaches through each link, and the programs found there.
+        self._content = ContentAudit(self, CDSW)
         self._log = get_logger().bind(runtime=runtime.name)
 
     # -- the model -------------------------------------------------------------------
@@ -100,13 +119,16 @@ class Workload:
     def mount(self) -> None:
         """Mount every add-on's archive (the platform does this as root)."""
         for addon in self.addons:
-            root = addon.spec.staging_root
+            root = addon.root
             if self.runtime.get(root) is not None:
-                self._add(
+                # A live session's snapshot: the add-on is mounted already. Its archive
+                # is shown there; links that point into it are in place.
+                self.add(
                     Finding(
-                        "AM311",
-                        f"the runtime already has {root}: an add-on named "
-                        f"{addon.spec.name!r} is mounted there, so this name is taken",
+                        "AM312",
+                        f"the runtime already mounts {root}: taken as add-on "
+                        f"{addon.spec.name!r} in place (a live session's snapshot); if it "
+                        "is another add-on, the name is taken",
                         addon=addon.spec.name,
                         runtime=self.runtime.name,
                         path=root,
@@ -127,10 +149,22 @@ class Workload:
             for path in addon.spec.paths:
                 if (addon.spec.name, path) not in skip:
                     self.link(addon.spec, path)
+        self._content.check_programs()
 
     def link(self, spec: AddonSpec, path: str) -> bool:
         """Create one link as cdsw and check what it reaches; True if it was created."""
-        target = spec.target_of(path)
+        addon = self._staged[spec.name]
+        target = addon.target_of(path)
+        existing = self.view.lookup(path)
+        if existing is not None and existing.is_symlink and existing.target == target:
+            self.finding(
+                "AM312",
+                f"{path} is linked to {target} already: in place (a live session's snapshot)",
+                spec,
+                path,
+            )
+            self._check_reachable(spec, path, target)
+            return False
         try:
             self.linux.symlink(target, path, CDSW)
         except LinuxError as exc:
@@ -160,10 +194,11 @@ class Workload:
             if exc.errno in (errno.ENOENT, errno.EEXIST):
                 self._broken_parent(spec, path, exc)
             elif exc.errno in (errno.EACCES, errno.EPERM):
-                self._finding(
+                self.finding(
                     "AM320",
                     f"cannot link {path}: its parent {parent} does not exist and cdsw "
-                    f"(uid {CDSW_UID}) cannot create it: it {self._blocker(exc)}",
+                    f"(uid {CDSW_UID}) cannot create it: it {self._blocker(exc)}"
+                    + self._instead(path, exc),
                     spec,
                     path,
                 )
@@ -174,7 +209,7 @@ class Workload:
             return True
         real = [self._real_path(d) for d in created]
         shown = parent if real[-1] == parent else f"{parent} ({real[-1]})"
-        self._finding(
+        self.finding(
             "AM330",
             f"{shown} does not exist in the runtime; cdsw created {real[0]} "
             f"(mode {0o777 & ~WORKLOAD_UMASK:03o}) to link {path}",
@@ -196,24 +231,33 @@ class Workload:
         code = error.errno or 0
         self._log.info("link_failed", addon=spec.name, path=path, errno=errno_name(code))
         if code == errno.EEXIST:
-            existing = self.view.lookup(self._real_path(path))
+            # Only a collision asks whose entry it is: one of Cloudera's add-ons, or the runtime's.
+            from ._overlays import IN_WORKLOADS_ATTACHING, collision  # noqa: PLC0415
+
+            real = self._real_path(path)
+            existing = self.view.lookup(real)
             what = describe_entry(existing) if existing else "an entry"
-            self._finding(
-                "AM301", f"cannot link {path}: the runtime already has {what} there", spec, path
+            theirs = collision(self.runtime, path, real, existing)
+            message = (
+                f"cannot link {path}: it collides with {theirs} {IN_WORKLOADS_ATTACHING}"
+                if theirs
+                else f"cannot link {path}: the runtime already has {what} there"
             )
+            self.finding("AM301", message, spec, path)
         elif code == errno.ENOTDIR:
             self._not_a_directory(spec, path, error)
         elif code in (errno.EACCES, errno.EPERM):
-            self._finding(
+            self.finding(
                 "AM320",
-                f"cannot link {path}: cdsw (uid {CDSW_UID}) {self._blocker(error)}",
+                f"cannot link {path}: cdsw (uid {CDSW_UID}) {self._blocker(error)}"
+                + self._instead(path, error),
                 spec,
                 path,
             )
         elif code == errno.ELOOP:
             self._broken_parent(spec, path, error)
         else:
-            self._finding(
+            self.finding(
                 "AM390",
                 f"cannot link {path}: the kernel would refuse with {errno_name(code)} "
                 f"({os.strerror(code)}) at {error.at}",
@@ -235,11 +279,33 @@ class Workload:
             )
         return f"may not {error.need or 'use'} {at}: {describe(obj)}"
 
+    def _instead(self, path: str, error: LinuxError) -> str:
+        """'; cdsw may link /opt/tool instead': the nearest place above the blocker."""
+        name = path.rpartition("/")[2]
+        directory = parent_of(error.at)
+        while True:
+            candidate = f"{directory.rstrip('/')}/{name}"
+            try:
+                obj = self.linux.stat(directory, CDSW)
+            except LinuxError:
+                obj = None
+            if (
+                obj is not None
+                and stat.S_ISDIR(obj.st_mode)
+                and directory not in ("/", "/runtime-addons")
+                and self.linux.access(directory, os.W_OK | os.X_OK, CDSW)
+                and not self.linux.exists(candidate, ROOT)
+            ):
+                return f"; in this runtime cdsw may link {candidate} instead"
+            if directory == "/":
+                return ""
+            directory = parent_of(directory)
+
     def _not_a_directory(self, spec: AddonSpec, path: str, error: LinuxError) -> None:
         blocker = error.at
         entry = self.view.lookup(self._real_path(blocker))
         what = describe_entry(entry) if entry else "not a directory"
-        self._finding(
+        self.finding(
             "AM302", f"cannot link {path}: {blocker} is {what}, not a directory", spec, path
         )
 
@@ -247,7 +313,7 @@ class Workload:
         """A parent is a symlink that dangles (AM303) or loops (AM304): name it."""
         link, target, code = self._broken_link(parent_of(path))
         if errno.ELOOP in (code, error.errno):
-            self._finding(
+            self.finding(
                 "AM304",
                 f"cannot link {path}: its parent {link} is a symlink to {target!r} that "
                 f"loops (too many levels of symbolic links)",
@@ -255,7 +321,7 @@ class Workload:
                 path,
             )
             return
-        self._finding(
+        self.finding(
             "AM303",
             f"cannot link {path}: its parent {link} is a symlink to {target!r}, which "
             f"does not exist in this runtime, so no directory can be made there",
@@ -301,19 +367,23 @@ class Workload:
                 refused.append(need)
         if refused:
             kind = "directory" if is_dir else "file"
-            self._finding(
+            self.finding(
                 "AM321",
                 f"{path} links to a {kind} that cdsw (uid {CDSW_UID}) may not "
                 f"{' or '.join(refused)}: the archive gives it {describe(obj)}",
                 spec,
                 path,
             )
+        else:
+            self._content.audit(spec, path)
+
+    # -- the content a link reaches ------------------------------------------------------
 
     def _unreachable(self, spec: AddonSpec, path: str, target: str, exc: LinuxError) -> None:
-        addon = self._staged[spec.staging_root]
+        addon = self._staged[spec.name]
         name = path[1:]
         if exc.errno in (errno.EACCES, errno.EPERM):
-            self._finding(
+            self.finding(
                 "AM321",
                 f"{path} links into the add-on, but cdsw (uid {CDSW_UID}) may not reach "
                 f"{target}: it {self._blocker(exc)}",
@@ -322,7 +392,7 @@ class Workload:
             )
             return
         if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
-            self._finding(
+            self.finding(
                 "AM390",
                 f"{path} links into the add-on, but the kernel would refuse to reach {target} "
                 f"with {errno_name(exc.errno)} ({os.strerror(exc.errno or 0)})",
@@ -331,9 +401,19 @@ class Workload:
             )
             return
         member = addon.archive.members.get(name)
-        if member is None and not addon.archive.complete:
-            # The archive could not be read to the end (already reported): its absence
-            # here says nothing about the add-on.
+        if member is None and addon.archive.get(name) is None and not addon.archive.complete:
+            if not addon.archive.member_count:
+                return  # nothing could be read at all (already reported)
+            self.add(
+                Finding(
+                    "AM300",
+                    f"{path} may dangle: the archive has no member {name!r} as far as it "
+                    "could be read, and it could not be read to the end (see above)",
+                    addon=spec.name,
+                    runtime=self.runtime.name,
+                    path=path,
+                )
+            )
             return
         if member is not None and member.type == SYMLINK and exc.errno == errno.ELOOP:
             message = (
@@ -348,36 +428,62 @@ class Workload:
         elif exc.errno == errno.ELOOP:
             message = f"{path} would not resolve: too many levels of symbolic links"
         elif member is None and addon.archive.get(name) is None:
-            message = f"{path} would dangle: the archive has no member {name!r}" + _suggest(
-                addon, name
+            message = f"{path} would dangle: the archive has no member {name!r}" + (
+                _left_out(addon, name) or _suggest(addon, name)
             )
         else:
             message = (
                 f"{path} would not resolve: {target} leads through {exc.at}, which is not "
                 f"a directory or does not exist"
             )
-        self._add(Finding("AM300", message, addon=spec.name, runtime=self.runtime.name, path=path))
+        self.add(Finding("AM300", message, addon=spec.name, runtime=self.runtime.name, path=path))
 
-    def _finding(self, code: str, message: str, spec: AddonSpec, path: str) -> None:
+    def finding(self, code: str, message: str, spec: AddonSpec, path: str) -> None:
         """Record a start-up finding about *path* of *spec*, in this runtime."""
-        self._add(Finding(code, message, addon=spec.name, runtime=self.runtime.name, path=path))
+        self.add(Finding(code, message, addon=spec.name, runtime=self.runtime.name, path=path))
 
-    def _add(self, finding: Finding) -> None:
+    def add(self, finding: Finding) -> None:
+        """Record *finding*."""
         self.findings.append(finding)
 
 
+def _left_out(addon: StagedAddon, name: str) -> str:
+    """'; its member ... was left out (AM210)' when a rejected member would have served it."""
+    rejected = addon.archive.rejected
+    code = rejected.get(name)
+    if code is None:
+        below = sorted(r for r in rejected if r.startswith(name + "/"))
+        if not below:
+            return ""
+        return (
+            f"; {len(below):,} member{'s' if len(below) != 1 else ''} below it "
+            f"{'were' if len(below) != 1 else 'was'} left out (see {rejected[below[0]]} above)"
+        )
+    return f"; a member of that name was left out (see {code} above)"
+
+
 def _suggest(addon: StagedAddon, name: str) -> str:
-    """'; it has X' for archive names that end like *name*: the usual layout slip."""
+    """Why *name* is missing, when the archive says: a near name, or nothing at all."""
     archive = addon.archive
-    base = name.rpartition("/")[2]
-    close = sorted(
-        n
-        for n in archive.members.keys() | archive.directories
-        if n and (n == base or n.endswith("/" + base)) and n != name
+    if not archive.members:
+        if archive.member_count:
+            return " (every member of the archive was left out; see the findings above)"
+        return " (the archive is empty)"
+    parent, _, base = name.rpartition("/")
+    everything = archive.members.keys() | archive.directories
+    # The usual slips: the right name at another depth, or a near name beside it.
+    elsewhere = sorted(
+        n for n in everything if n and n != name and (n == base or n.endswith("/" + base))
     )
+    siblings = [n.rpartition("/")[2] for n in everything if n and n.rpartition("/")[0] == parent]
+    near = [
+        f"{parent}/{s}" if parent else s
+        for s in difflib.get_close_matches(base, siblings, n=3, cutoff=0.6)
+    ]
+    if base in siblings:  # pragma: no cover - then the name exists
+        near = []
+    close = list(dict.fromkeys([*near, *elsewhere]))[:3]
     if not close:
-        if not archive.members:
-            return " (the archive is empty)"
         return ""
-    shown = ", ".join(repr(n) for n in close[:3])
+    shown = ", ".join(repr(n) for n in close)
     return f"; it has {shown} (the layout must mirror the absolute path: {name!r})"

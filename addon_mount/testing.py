@@ -1,15 +1,15 @@
 """Test harness: run your code inside a simulated Cloudera AI workload.
 
 A workload starts with the given add-ons enabled in one runtime, exactly as
-:func:`addon_mount.check` simulates it, and then stays in place for the rest
-of the test: through pyfakefs, ``os``, ``open``, ``pathlib``, ``shutil`` and
-friends see the workload's filesystem, as the ``cdsw`` user (uid and gid
-8536)::
+:func:`addon_mount.check` simulates it, and then stays in place until it is
+stopped: through pyfakefs, ``os``, ``open``, ``pathlib``, ``shutil`` and
+friends see the workload's filesystem, as the session's ``cdsw`` user (uid
+and gid 8536, ``HOME=/home/cdsw``)::
 
     from addon_mount import testing
 
     with testing.workload(["bundles/oracle-driver"]) as wl:
-        assert wl.ok, wl.findings
+        wl.assert_ok()                                    # fails with the CLI's report
         with open("/opt/oracle/ojdbc8.jar", "rb") as f:   # the archive's bytes
             assert f.read(4) == b"PK\\x03\\x04"
 
@@ -17,7 +17,8 @@ What the filesystem holds:
 
 - every entry of the runtime image, lazily (a directory's entries appear
   the first time it is listed or walked). Runtime snapshots record no
-  contents, so a runtime file reads as empty;
+  contents, so a runtime file reads as empty, except ``/etc/passwd`` and
+  ``/etc/group``, which hold the lines for root and cdsw;
 - each add-on's archive under ``/runtime-addons/custom-addon-<name>/``,
   mounted read-only: its files read as the archive's bytes, and any change
   there (open for writing, create, mkdir, unlink, rename, chmod, chown,
@@ -27,10 +28,18 @@ What the filesystem holds:
 - ``/tmp`` (mode 1777) and ``/home/cdsw`` (cdsw's, the working directory),
   added when the runtime lacks them.
 
+The process is the session's: ``HOME``, ``USER`` and ``LOGNAME`` are set,
+``pwd``, ``grp``, ``getpass.getuser()`` and ``os.path.expanduser`` answer
+for cdsw, and starting a program (``subprocess``, ``os.system``,
+``os.exec*``, ``os.spawn*``, ``os.posix_spawn``) raises
+:class:`CannotRunProgramError`: a fake filesystem cannot run one.
+
 Permissions are the runtime's: where cdsw may not write, writing raises
-``EACCES``. Nothing is written to the real disk. On leaving, patching, the
-pyfakefs user and group ids and the real filesystem are exactly as before,
-even when the block raised.
+``EACCES``. Nothing is written to the real disk. On stopping, patching, the
+environment, the pyfakefs user and group ids and the real filesystem are
+exactly as before, even when the block raised. Workloads run one at a
+time; stop one (leave its block, or call :meth:`StartedWorkload.stop`) to
+start the next.
 
 With pytest, the ``addon_workload`` fixture (:mod:`addon_mount.pytest_plugin`)
 gives the same as a factory. When pyfakefs is already patching (its ``fs``
@@ -42,43 +51,53 @@ files beside it.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
+from types import TracebackType
 
-from pyfakefs import helpers
 from pyfakefs.fake_filesystem import FakeFilesystem
-from pyfakefs.fake_filesystem_unittest import Patcher
 
-from . import _harness
-from ._harness import HarnessError
+from . import _harness, _render
 from ._limits import DEFAULT_LIMITS, Limits
-from ._metadata import staging_root
+from ._metadata import PROJECT_VOLUME, staging_root
 from ._report import Finding, Link, Report
-from ._runtime import RuntimeImage
-from ._workload import ROOT_UID, running_as
+from ._runtime import BUILTIN_PREFIX, RuntimeImage, builtin_names, load_runtime
+from ._session import CDSW_USER, CannotRunProgramError, HarnessError
+from ._workload import CDSW_GID, CDSW_UID, ROOT_UID, running_as
 
 __all__ = [
+    "CDSW_GID",
+    "CDSW_HOME",
+    "CDSW_UID",
+    "CDSW_USER",
+    "CannotRunProgramError",
     "HarnessError",
     "StartedWorkload",
     "WorkloadFactory",
     "clear_cache",
-    "time_bare_fs",
-    "time_workload",
+    "runtimes",
     "workload",
 ]
 
 BundlePath = str | os.PathLike[str]
 RuntimeArg = str | os.PathLike[str] | RuntimeImage | None
 
+#: The session user's home, also the project's files and the working directory.
+CDSW_HOME = PROJECT_VOLUME
+#: The width :meth:`StartedWorkload.assert_ok` lays the report out for.
+REPORT_WIDTH = 100
+
 
 class StartedWorkload:
     """A workload after start-up: the verdict, and its filesystem patched in.
 
     ``ok``, ``findings``, ``links`` and ``report`` are those of
-    :func:`addon_mount.check` for the same add-ons in the same runtime.
-    While the workload is active (inside :func:`workload`, or until the test
-    using the fixture ends), the process sees its filesystem as cdsw.
+    :func:`addon_mount.check` for the same add-ons in the same runtime, and
+    stay readable after the workload stops. While the workload is active
+    (inside :func:`workload`, or until :meth:`stop` or the end of the test
+    using the fixture), the process sees its filesystem as cdsw. Used as a
+    context manager, it stops when the block ends.
     """
 
     def __init__(self, session: _harness.Session, report: Report) -> None:
@@ -96,7 +115,7 @@ class StartedWorkload:
 
     @property
     def findings(self) -> tuple[Finding, ...]:
-        """Every finding, errors first within each add-on (see :class:`~addon_mount.Finding`)."""
+        """Every finding: errors, then warnings, then notes (see :class:`~addon_mount.Report`)."""
         return self.report.findings
 
     @property
@@ -122,6 +141,18 @@ class StartedWorkload:
         """The findings about add-on *addon* (its name in metadata.json)."""
         return self.report.findings_for(addon)
 
+    def assert_ok(self, *, strict: bool = False) -> None:
+        """Fail unless the start-up had no error (with *strict*, no warning either).
+
+        Raises ``AssertionError`` whose message is the report as
+        ``addon-mount check`` prints it (at :data:`REPORT_WIDTH` columns).
+        """
+        __tracebackhide__ = True  # pytest shows the test's line, not this one
+        if self.ok and not (strict and self.warnings):
+            return
+        text = _render.report_text(self.report, strict=strict, width=REPORT_WIDTH)
+        raise AssertionError(text)
+
     @staticmethod
     def staging_root(addon: str) -> str:
         """Where add-on *addon* is mounted: ``/runtime-addons/custom-addon-<addon>``."""
@@ -141,8 +172,29 @@ class StartedWorkload:
 
     @property
     def active(self) -> bool:
-        """True until the workload's context ends (then the real filesystem is back)."""
+        """True until the workload stops (then the real filesystem is back)."""
         return self._active
+
+    def stop(self) -> None:
+        """Stop the workload now: the real filesystem, identity and ids are back.
+
+        The verdict (``ok``, ``findings``, ``report``...) stays readable.
+        Stopping a stopped workload does nothing.
+        """
+        if self._active:
+            self._active = False
+            _harness.deactivate(self._session)
+
+    def __enter__(self) -> StartedWorkload:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
 
     @contextmanager
     def as_user(self, uid: int, gid: int) -> Iterator[None]:
@@ -160,10 +212,10 @@ class StartedWorkload:
 
     def _require_active(self) -> None:
         if not self._active:
-            raise HarnessError("the workload has ended: its filesystem is no longer patched in")
+            raise HarnessError("the workload has stopped: its filesystem is no longer patched in")
 
     def __repr__(self) -> str:
-        state = "active" if self._active else "ended"
+        state = "active" if self._active else "stopped"
         return (
             f"<StartedWorkload runtime={self.runtime.name!r} links={len(self.links)} "
             f"findings={len(self.findings)} ok={self.ok} {state}>"
@@ -180,9 +232,9 @@ def workload(
     """Start a workload with *bundles* enabled in *runtime*; patch it in for the block.
 
     *bundles* are bundle directories (``metadata.json`` and ``addon.tar.gz``),
-    all enabled together; a single path is one bundle. *runtime* is what
-    ``addon-mount check --runtime`` takes: a built-in runtime name, a snapshot
-    file, a ``docker export`` tarball, a root directory, or a
+    all enabled together; a single path is one bundle, an empty list none.
+    *runtime* is what ``addon-mount check --runtime`` takes: a built-in runtime
+    name, a snapshot file, a ``docker export`` tarball, a root directory, or a
     :class:`~addon_mount.RuntimeImage`; default the embedded default runtime.
     Runtimes and bundles are read from the real filesystem once per process
     and reused while unchanged; the first start-up with given inputs runs the
@@ -195,32 +247,37 @@ def workload(
     :class:`HarnessError` when a workload is already active or *runtime*
     names more than one runtime.
 
-    On leaving, the patching, the pyfakefs user and group ids and (when it
-    built into an active ``fs``) that filesystem's cwd and umask are put back.
+    On leaving (or at :meth:`StartedWorkload.stop`), the patching, the
+    environment, the pyfakefs user and group ids and (when it built into an
+    active ``fs``) that filesystem's cwd and umask are put back.
     """
     if isinstance(bundles, str | os.PathLike):
         # Any path-like object: a path made while pyfakefs patches is not a pathlib.Path.
         bundles = [bundles]
+    _render.import_rich()  # for assert_ok(): see import_rich
     session, report = _harness.activate(bundles, runtime, limits)
     started = StartedWorkload(session, report)
     try:
         yield started
     finally:
-        started._active = False
-        _harness.deactivate(session)
+        started.stop()
 
 
 class WorkloadFactory:
-    """What the ``addon_workload`` fixture gives a test: call it to start the workload.
+    """What the ``addon_workload`` fixture gives a test: call it to start a workload.
 
     ``addon_workload(*bundles, runtime=None)`` takes the arguments of
-    :func:`workload` and returns the :class:`StartedWorkload`; the workload
-    stays active until the test ends. One workload per test.
+    :func:`workload` and returns the :class:`StartedWorkload`, active until
+    it is stopped or the test ends. Several workloads may run one after
+    another in a test: stop one (``wl.stop()``, or use it in a ``with``
+    block) before calling the factory again.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, runtime: RuntimeArg = None) -> None:
         self._stack = ExitStack()
-        #: The workload started by this factory, once called.
+        #: The runtime a call without ``runtime=`` uses (the ``addon_runtime`` fixture's).
+        self.runtime: RuntimeArg = runtime
+        #: The workload started last by this factory, once called.
         self.started: StartedWorkload | None = None
 
     def __call__(
@@ -229,14 +286,17 @@ class WorkloadFactory:
         runtime: RuntimeArg = None,
         limits: Limits = DEFAULT_LIMITS,
     ) -> StartedWorkload:
-        """Start the workload: bundles as arguments (or one list), then as :func:`workload`.
+        """Start a workload: bundles as arguments (or one list), then as :func:`workload`.
 
-        Raises :class:`HarnessError` on a second call: one workload per test.
+        Without *runtime*, the factory's runtime (``--addon-runtime``, or the
+        ``addon_runtime`` parameter) or else the default one. Raises
+        :class:`HarnessError` while the previous workload is still active.
         """
-        if self.started is not None:
+        if self.started is not None and self.started.active:
             raise HarnessError(
-                "addon_workload was already called in this test: one workload per test "
-                "(pass every bundle to one call; for another runtime, write another test)"
+                "addon_workload was already called in this test and that workload is still "
+                "active: call its stop() (or use it in a 'with' block) before starting "
+                "another; to enable several add-ons together, pass every bundle to one call"
             )
         # addon_workload([a, b]) means addon_workload(a, b).
         flat: list[BundlePath] = []
@@ -245,76 +305,42 @@ class WorkloadFactory:
                 flat.append(item)
             else:
                 flat.extend(item)
-        self.started = self._stack.enter_context(workload(flat, runtime, limits=limits))
+        chosen = self.runtime if runtime is None else runtime
+        self.started = self._stack.enter_context(workload(flat, chosen, limits=limits))
         return self.started
 
     def close(self) -> None:
-        """End the workload, if one was started (the fixture does this after the test)."""
+        """Stop every workload this factory started (the fixture does this after the test)."""
         self._stack.close()
+
+
+def runtimes(*specs: str | os.PathLike[str]) -> list[str]:
+    """Runtimes to parametrize a test over: every built-in one, or those *specs* name.
+
+    Each spec is what ``--runtime`` takes: ``"all"`` (every built-in
+    runtime), a built-in name, or the path of a snapshot, a ``docker export``
+    tarball or a root directory (returned absolute). A name that is neither
+    raises :class:`~addon_mount.RuntimeLoadError`, naming the nearest
+    built-in one. Each runtime is listed once, in the order given::
+
+        @pytest.mark.parametrize("addon_runtime", testing.runtimes())
+        def test_driver_everywhere(addon_workload): ...
+    """
+    chosen: list[str] = []
+    with _harness.real_filesystem():
+        for spec in specs or ("all",):
+            text = os.fspath(spec)
+            if text == "all":
+                found = builtin_names()
+            elif Path(text).exists() and text not in builtin_names():
+                found = [str(Path(text).absolute())]
+            else:
+                load_runtime(text).close()  # a name: raises, with the nearest, if it is none
+                found = [text.removeprefix(BUILTIN_PREFIX)]
+            chosen.extend(name for name in found if name not in chosen)
+    return chosen
 
 
 def clear_cache() -> None:
     """Forget the runtimes, bundles and start-ups seen so far (the next workload redoes them)."""
     _harness.clear_caches()
-
-
-# -- measuring the harness ----------------------------------------------------------
-
-
-def time_workload(
-    bundles: Sequence[BundlePath] | BundlePath,
-    runtime: RuntimeArg = None,
-    *,
-    rounds: int = 25,
-    body: Callable[[StartedWorkload], object] | None = None,
-) -> list[float]:
-    """Seconds per test the harness costs: entering and leaving :func:`workload`.
-
-    One untimed round first reads the runtime and bundles into the process
-    caches, as the first test of a session does; each timed round is then
-    what every later test pays for its workload (set-up, the start-up,
-    tear-down), plus *body* if given (called inside the workload, to time what
-    a test does with it: the directories it touches are built then).
-
-    Call it outside any fake filesystem: with pyfakefs already patching, the
-    rounds would build into that filesystem and time something else.
-    """
-    _not_faked("time_workload")
-    samples: list[float] = []
-    for i in range(rounds + 1):
-        started = time.perf_counter()
-        with workload(bundles, runtime) as wl:
-            if body is not None:
-                body(wl)
-        if i:
-            samples.append(time.perf_counter() - started)
-    return samples
-
-
-def time_bare_fs(*, rounds: int = 25) -> list[float]:
-    """Seconds per test pyfakefs's own ``fs`` fixture costs: a Patcher set up and torn down.
-
-    The baseline for :func:`time_workload`: the ratio of their medians is the
-    harness's cost relative to a bare fake filesystem. Call it outside any fake
-    filesystem too.
-    """
-    _not_faked("time_bare_fs")
-    ids = helpers.get_uid(), helpers.get_gid()
-    samples: list[float] = []
-    try:
-        for i in range(rounds + 1):
-            started = time.perf_counter()
-            patcher = Patcher()
-            patcher.setUp()
-            patcher.tearDown()
-            if i:
-                samples.append(time.perf_counter() - started)
-    finally:
-        helpers.set_uid(ids[0])
-        helpers.set_gid(ids[1])
-    return samples
-
-
-def _not_faked(what: str) -> None:
-    if _harness.active_patcher() is not None:
-        raise HarnessError(f"{what}() must run outside any fake filesystem (pyfakefs is patching)")

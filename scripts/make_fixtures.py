@@ -27,6 +27,23 @@ TOOL: list[MemberSpec] = [
 ]
 
 
+def _elf(loader: str) -> bytes:
+    """The first bytes of a 64-bit little-endian ELF program asking for *loader*."""
+    header = bytearray(64)
+    header[:6] = b"\x7fELF\x02\x01"
+    phoff, phentsize = 64, 56
+    header[0x20:0x28] = phoff.to_bytes(8, "little")
+    header[0x36:0x38] = phentsize.to_bytes(2, "little")
+    header[0x38:0x3A] = (1).to_bytes(2, "little")
+    interp = loader.encode() + b"\x00"
+    offset = phoff + phentsize
+    segment = bytearray(phentsize)
+    segment[0:4] = (3).to_bytes(4, "little")  # PT_INTERP
+    segment[8:16] = offset.to_bytes(8, "little")
+    segment[32:40] = len(interp).to_bytes(8, "little")
+    return bytes(header + segment) + interp
+
+
 def bundles() -> dict[str, dict[str, bytes]]:
     """Every fixture bundle: directory (relative to fixtures/) -> file name -> bytes."""
     docs = [
@@ -159,6 +176,58 @@ def bundles() -> dict[str, dict[str, bytes]]:
             "addon.tar.gz": targz([("opt/vendor/tool", "f", 0o644, "tool\n")]),
             "runtime.tar": tar_bytes(
                 [("opt", "d", 0o755, ""), ("opt/vendor", "l", 0o777, "v" * 300)], uid=8536
+            ),
+        },
+        "broken/unreadable-content": {
+            "metadata.json": metadata("tarred-as-root", ["/opt/tool"]),
+            "addon.tar.gz": targz(
+                [
+                    ("opt/tool", "d", 0o755, ""),
+                    ("opt/tool/bin", "d", 0o755, ""),
+                    ("opt/tool/bin/run", "f", 0o700, "#!/bin/sh\necho tool\n"),
+                    ("opt/tool/bin/helper", "f", 0o644, "#!/bin/sh\necho helper\n"),
+                    ("opt/tool/key.pem", "f", 0o600, "-----BEGIN PRIVATE KEY-----\n"),
+                ]
+            ),
+        },
+        "broken/stray-file": {
+            "metadata.json": metadata("packed-on-a-mac", ["/opt/tool"]),
+            "addon.tar.gz": targz(
+                [
+                    *TOOL,
+                    ("opt/tool/bin/._run", "f", 0o644, "\x00\x05\x16\x07"),
+                    ("opt/tool/.DS_Store", "f", 0o644, "Bud1"),
+                ]
+            ),
+        },
+        # A snapshot of a live session that has the add-on enabled already.
+        "broken/in-place": {
+            "metadata.json": metadata("live", ["/opt/tool"]),
+            "addon.tar.gz": targz(
+                [("opt/tool", "d", 0o755, ""), ("opt/tool/README", "f", 0o644, "")]
+            ),
+            "runtime.tar": tar_bytes(
+                [
+                    ("opt", "d", 0o755, ""),
+                    ("runtime-addons", "d", 0o755, ""),
+                    ("runtime-addons/custom-addon-live-h3x9q", "d", 0o755, ""),
+                    ("opt/tool", "l", 0o777, "/runtime-addons/custom-addon-live-h3x9q/opt/tool"),
+                ],
+                uid=8536,
+            ),
+        },
+        "broken/broken-executable": {
+            "metadata.json": metadata("scripts", ["/opt/tool"]),
+            "addon.tar.gz": targz(
+                [
+                    ("opt/tool", "d", 0o755, ""),
+                    ("opt/tool/bin", "d", 0o755, ""),
+                    ("opt/tool/bin/report", "f", 0o755, "#!/usr/bin/php -q\n<?php echo 1;\n"),
+                    ("opt/tool/bin/sync", "f", 0o755, "#!/bin/sh\r\necho sync\r\n"),
+                    ("opt/tool/bin/fmt", "f", 0o755, "#!/usr/bin/env ruby\nputs 1\n"),
+                    ("opt/tool/bin/run", "f", 0o755, "#!/bin/sh\necho fine\n"),
+                    ("opt/tool/bin/static", "f", 0o755, _elf("/lib/ld-musl-x86_64.so.1")),
+                ]
             ),
         },
         "broken/missing-parent": {

@@ -23,6 +23,7 @@ def cml_entries() -> list[Entry]:
         Entry("/usr", d, 0o755, CDSW, CDSW),
         Entry("/usr/bin", d, 0o755, CDSW, CDSW),
         Entry("/usr/bin/env", f, 0o755),
+        Entry("/usr/bin/sh", f, 0o755),
         Entry("/usr/lib", d, 0o755, CDSW, CDSW),
         Entry("/usr/local", d, 0o755, CDSW, CDSW),
         Entry("/usr/local/bin", d, 0o755, CDSW, CDSW),

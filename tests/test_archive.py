@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from addon_mount import read_archive
-from addon_mount._archive import normalize_name, sniff
+from addon_mount._archive import normalize_name, read_archive, sniff
 from addon_mount._builders import MemberSpec, tar_bytes, targz
 
 
@@ -111,6 +110,8 @@ def test_gzip_of_garbage_is_corrupt(tmp_path: Path) -> None:
         (("/etc/passwd", "f", 0o644, ""), "AM210"),
         (("../../etc/passwd", "f", 0o644, ""), "AM210"),
         (("opt/../../etc/passwd", "f", 0o644, ""), "AM210"),
+        (("opt/tool/x/../y", "f", 0o644, ""), "AM210"),
+        (("opt/tool/x/../link", "l", 0o777, "y"), "AM210"),
         (("opt/link", "l", 0o777, "../../etc"), "AM211"),
         (("opt/hard", "h", 0o644, "etc/passwd"), "AM211"),
         (("opt/suid", "f", 0o4755, ""), "AM214"),

@@ -135,7 +135,12 @@ def test_log_events_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     assert status == 0
     events = [json.loads(line) for line in err.splitlines()]
     names = [e["event"] for e in events]
-    assert names.count("linked") == 2
+    # Once for the runtime alone, once with Cloudera's add-ons attached (named in "runtime").
+    runtimes = [e["runtime"] for e in events if e["event"] == "linked"]
+    assert (
+        runtimes
+        == ["cml-workbench-python"] * 2 + ["cml-workbench-python+spark3+hadoop-cli+cmladdon"] * 2
+    )
     assert "staged" in names
     linked = next(e for e in events if e["event"] == "linked")
     assert linked["path"] == "/usr/bin/custom_folder"
@@ -235,3 +240,99 @@ def test_symlink_loop_in_archive_is_named(bundle: BundleFactory) -> None:
     report = addon_mount.check([b])
     assert [f.code for f in report.errors] == ["AM300"]
     assert "following it leads back to itself" in report.errors[0].message
+
+
+def test_output_dash_is_standard_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-o - writes the report to standard output, in every format, and no file named '-'."""
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = run_main(["check", DOCS, "-f", "json", "-o", "-"], capsys)
+    assert status == 0
+    assert json.loads(out)["ok"] is True
+    status, out, _ = run_main(["check", COLLISION, "-o", "-"], capsys)
+    assert status == 1
+    assert "profile (custom-addon-profile): FAILED (1 error)" in out
+    status, out, _ = run_main(["snapshot", "--print-script", "-o", "-"], capsys)
+    assert status == 0
+    assert out.startswith("#!/usr/bin/env python3")
+    assert not (tmp_path / "-").exists()
+
+
+def test_snapshot_to_standard_output_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """A snapshot is an SQLite file: -o - is a clear exit-2 message, not a file named '-'."""
+    status, _, err = run_main(["snapshot", str(FIXTURES), "-o", "-"], capsys)
+    assert status == 2
+    assert "cannot go to standard output; give -o FILE" in err
+
+
+# Commands added alongside this test, still without an epilog (addon_mount._help.epilog
+# makes one). Strict xfail: each fails this test when it gets one, to be taken off.
+HELP_PENDING: set[str] = set()
+
+
+def all_commands() -> list[object]:
+    """Every command line that has a --help: the group, and each registered command."""
+    pending = pytest.mark.xfail(reason="no examples or exit statuses in its --help yet")
+    return [
+        pytest.param([], id="addon-mount"),
+        *(
+            pytest.param([name], id=name, marks=[pending] if name in HELP_PENDING else [])
+            for name in sorted(cli.commands)
+        ),
+    ]
+
+
+@pytest.mark.parametrize("command", all_commands())
+def test_every_help_has_examples_and_exit_statuses(command: list[str]) -> None:
+    """Each --help ends with runnable examples and the exit statuses, and fits 80 columns."""
+    shown = CliRunner().invoke(cli, [*command, "--help"], terminal_width=80)
+    assert shown.exit_code == 0
+    text = shown.stdout
+    examples = text[text.index("Examples:") : text.index("Exit status:")]
+    assert f"$ addon-mount {' '.join(command)}".rstrip() in examples
+    statuses = text[text.index("Exit status:") :].splitlines()[1:]
+    codes = [line.split()[0] for line in statuses if line.strip()]
+    assert "0" in codes
+    assert "2" in codes
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_check_help_lists_the_findings_status() -> None:
+    """check --help says exit status 1 means error findings."""
+    text = CliRunner().invoke(cli, ["check", "--help"]).stdout
+    assert "  1  at least one error finding" in text
+
+
+def test_misspelt_runtime_suggests_the_nearest(capsys: pytest.CaptureFixture[str]) -> None:
+    """A near-miss built-in runtime name is answered with the name meant, exit 2."""
+    status, _, err = run_main(["check", DOCS, "--runtime", "cml-workbench-pyhton"], capsys)
+    assert status == 2
+    assert "did you mean 'cml-workbench-python'?" in err
+    status, _, err = run_main(["check", DOCS, "--runtime", "builtin:cml-rr"], capsys)
+    assert status == 2
+    assert "did you mean 'cml-r'?" in err
+    status, _, err = run_main(["check", DOCS, "--runtime", "zzz"], capsys)
+    assert "did you mean" not in err
+    assert "(built-in: cml-2024.02-cuda11.8-python3.10," in err
+
+
+def test_public_surface_is_what_users_need() -> None:
+    """addon_mount exports the check, reports, findings, limits and runtimes, and no internals."""
+    import addon_mount
+
+    assert set(addon_mount.__all__) == {
+        "check", "CheckError", "BundleError",
+        "Report", "Finding", "Link", "AddonSummary", "RuntimeSummary",
+        "Severity", "RULES", "Rule",
+        "Limits", "DEFAULT_LIMITS",
+        "load_runtime", "builtin_names", "DEFAULT_RUNTIME", "RuntimeImage", "Entry",
+        "RuntimeLoadError",
+    }  # fmt: skip
+    assert all(hasattr(addon_mount, name) for name in addon_mount.__all__)
+    for internal in ("simulate", "read_bundle", "read_archive", "parse_metadata", "Workload"):
+        assert not hasattr(addon_mount, internal)
+    from addon_mount import testing
+
+    assert "time_workload" not in testing.__all__
+    assert {"workload", "runtimes", "HarnessError", "CannotRunProgramError"} <= set(testing.__all__)

@@ -2,31 +2,38 @@
 
 The corpus lives beside the repository (``../shared/corpus/libarchive-tar``)
 and is read in place; each file is copied into a temporary bundle next to a
-valid metadata.json. Every file must give a report, never a traceback.
+valid metadata.json. Every file must give a report, never a traceback, and
+list as GNU tar and bsdtar list it. Without the corpus the tests skip, except
+with CI=true, where they fail.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from addon_mount import RULES, Bundle, RuntimeImage, read_archive, read_bundle, simulate
-from addon_mount._archive import DIRECTORY, FILE, HARDLINK
+from addon_mount import RULES, RuntimeImage
+from addon_mount._archive import DIRECTORY, FILE, HARDLINK, read_archive
 from addon_mount._builders import metadata_json
+from addon_mount._check import Bundle, read_bundle, simulate
 from addon_mount._cli import main
 from addon_mount._render import render_json, render_sarif, render_text
+from addon_mount._tarstream import TarStream
 
 from .conftest import cml_entries
+from .test_tar_semantics import ListingError, extract, index_tree, listing, require_tools
 
 CORPUS = Path(__file__).parents[2] / "shared" / "corpus" / "libarchive-tar"
 FILES = sorted(p for p in CORPUS.iterdir() if p.name != "README.md") if CORPUS.is_dir() else []
-ABSENT = pytest.mark.skip(reason=f"the libarchive corpus is not at {CORPUS}")
 CORPUS_FILES = [pytest.param(p, id=p.name) for p in FILES] or [
-    pytest.param(None, id="corpus-absent", marks=ABSENT)
+    pytest.param(None, id="corpus-absent")
 ]
 
 GZIP_SUFFIXES = {".gz", ".tgz"}
@@ -71,10 +78,25 @@ UNREADABLE = {
 }
 
 
+def absent(what: Path) -> None:
+    """Skip a test whose corpus file is missing; with CI=true, fail it."""
+    reason = f"the libarchive corpus is not at {what}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def present(source: Path | None) -> Path:
+    if source is None:
+        absent(CORPUS)
+    assert source is not None
+    return source
+
+
 def corpus_file(name: str) -> Path:
     path = CORPUS / name
     if not path.is_file():
-        pytest.skip(f"corpus file {path} is absent")
+        absent(path)
     return path
 
 
@@ -113,8 +135,9 @@ def archive_codes(bundle: Bundle) -> set[str]:
 
 
 @pytest.mark.parametrize("source", CORPUS_FILES)
-def test_library_gives_a_report_for_every_corpus_file(tmp_path: Path, source: Path) -> None:
+def test_library_gives_a_report_for_every_corpus_file(tmp_path: Path, source: Path | None) -> None:
     """read_bundle and simulate report on each corpus file; the reports render as UTF-8."""
+    source = present(source)
     bundle, _ = check_in_library(make_bundle(tmp_path, source))
     assert bundle.archive is not None
     findings = {f.code: f.message for f in bundle.archive.findings}
@@ -137,9 +160,10 @@ def test_library_gives_a_report_for_every_corpus_file(tmp_path: Path, source: Pa
 
 @pytest.mark.parametrize("source", CORPUS_FILES)
 def test_cli_exits_zero_or_one_with_valid_json(
-    tmp_path: Path, source: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, source: Path | None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The CLI reports on each corpus file with exit 0 or 1, valid JSON and no traceback."""
+    source = present(source)
     bundle = make_bundle(tmp_path, source)
     with pytest.raises(SystemExit) as exc:
         main(["check", str(bundle), "--format", "json"])
@@ -225,3 +249,75 @@ def test_leading_slashes_are_unsafe() -> None:
         "has an absolute name; extracting it would write outside the add-on"
     )
     assert index.members == {}
+
+
+# --- the listing, against GNU tar and bsdtar -------------------------------------
+
+# How ``-tv`` shows each header type (its first column); other types: GNU '?', bsdtar '-'.
+GNU_LETTERS = {b"0": "-", b"5": "d", b"D": "d", b"2": "l", b"1": "h", b"S": "-", b"7": "C"}
+GNU_LETTERS |= {b"3": "c", b"4": "b", b"6": "p", b"V": "V"}
+BSD_LETTERS = {**GNU_LETTERS, b"7": "-"}
+# bsdtar folds a Solaris ACL header into the member after it and shows no volume
+# label; GNU tar lists both, and extracts neither as a member of its own (an 'A'
+# header is extracted as a file that the next member replaces).
+NOT_LISTED_BY_BSDTAR = {b"A", b"V"}
+# Where GNU tar's listing disagrees with bsdtar's and ours, and why.
+GNU_LISTS_OTHERWISE = {
+    # A V7 header 'directory1/' with size 1 and no data block. tar -t skips one
+    # block and so never sees 'directory2/'; tar -x (like bsdtar, and like us)
+    # reads no data for a directory, and extracts both directories.
+    name: [("d", "directory1/")]
+    for name in ("test_compat_tar_directory_1.tar", "test_compat_tar_directory_1.tar.gz")
+}
+
+
+def bsd_letter(type_: bytes, size: int) -> str:
+    # bsdtar shows a hard link with a nonzero size field as a regular file ('-'):
+    # it takes the link for a file with content (see test_tar_semantics).
+    if type_ == b"1" and size > 0:
+        return "-"
+    return BSD_LETTERS.get(type_, "-")
+
+
+def our_listing(source: Path) -> list[tuple[bytes, str, int]]:
+    """(type, name, size) of each header the reader yields, whatever the file's compression."""
+    raw = source.read_bytes()
+    if not raw.startswith(b"\x1f\x8b"):
+        # Only the tar inside is compared: decompress it as bsdtar does, gzip it again.
+        tar = subprocess.run(["bsdcat", str(source)], capture_output=True, check=True).stdout
+        raw = gzip.compress(tar, compresslevel=1)
+    return [(h.type, h.name, h.size) for h in TarStream(io.BytesIO(raw))]
+
+
+@pytest.mark.parametrize("source", CORPUS_FILES)
+def test_listing_matches_gnu_tar_and_bsdtar(source: Path | None) -> None:
+    """Each archive both tools list without error lists the same names and types for us.
+
+    Types are compared as ``-tv`` shows them, so a directory named by a trailing
+    slash, a hard link or a symlink must read as the tools read it.
+    """
+    source = present(source)
+    require_tools()
+    try:
+        gnu = listing("tar", source)
+        bsd = listing("bsdtar", source)
+    except ListingError as exc:
+        pytest.skip(f"not listed cleanly by both tools: {exc}")
+    ours = our_listing(source)
+    assert bsd == [(bsd_letter(t, size), n) for t, n, size in ours if t not in NOT_LISTED_BY_BSDTAR]
+    if source.name in GNU_LISTS_OTHERWISE:
+        assert gnu == GNU_LISTS_OTHERWISE[source.name]
+    else:
+        assert gnu == [(GNU_LETTERS.get(t, "?"), n) for t, n, _ in ours]
+
+
+def test_directory_with_a_size_extracts_as_both_tools_extract_it() -> None:
+    """The V7 directory with a size and no data: both directories, as tar -x and bsdtar make."""
+    require_tools()
+    source = corpus_file("test_compat_tar_directory_1.tar.gz")
+    index = read_archive(source)
+    assert index.findings == []
+    assert index_tree(index) == {"directory1": "d", "directory2": "d"}
+    for tool in ("tar", "bsdtar"):
+        status, stderr, tree = extract(tool, source)
+        assert (status, stderr, tree) == (0, "", index_tree(index)), tool

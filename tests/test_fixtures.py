@@ -34,6 +34,10 @@ BROKEN = {
     "permission-denied": (1, "permission-denied", {"AM320", "AM321"}),
     "missing-parent": (0, "missing-parent", {"AM330"}),
     "broken-parent": (1, "broken-parent", {"AM303", "AM304"}),
+    "unreadable-content": (1, "unreadable-content", {"AM322", "AM323", "AM324"}),
+    "stray-file": (0, "stray-file", {"AM250"}),
+    "in-place": (0, "in-place", {"AM312"}),
+    "broken-executable": (1, "broken-executable", {"AM340", "AM341", "AM342"}),
     "unexpected-error": (1, "unexpected-error", {"AM390"}),
 }
 

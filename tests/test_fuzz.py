@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from addon_mount import RULES, RuntimeImage, read_bundle, simulate
+from addon_mount import RULES, RuntimeImage
 from addon_mount._builders import MemberSpec, metadata_json, tar_bytes
+from addon_mount._check import read_bundle, simulate
 from addon_mount._cli import main
 from addon_mount._render import render_json, render_sarif, render_text
 

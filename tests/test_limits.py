@@ -14,9 +14,12 @@ from typing import Any
 import attrs
 import pytest
 
-from addon_mount import DEFAULT_LIMITS, Limits, parse_metadata, read_archive, read_bundle
+from addon_mount import DEFAULT_LIMITS, Limits
+from addon_mount._archive import read_archive
 from addon_mount._builders import metadata_json, targz
+from addon_mount._check import read_bundle
 from addon_mount._cli import main
+from addon_mount._metadata import parse_metadata
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "README.md"
@@ -400,7 +403,7 @@ def peak_of(code: str, *args: str) -> dict[str, Any]:
 
 
 READ = (
-    "from addon_mount import read_archive\n"
+    "from addon_mount._archive import read_archive\n"
     "index = read_archive(sys.argv[1])\n"
     "result = {'members': index.member_count, 'bytes': index.total_bytes,\n"
     "          'findings': [[f.code, f.message] for f in index.findings]}"

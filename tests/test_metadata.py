@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from addon_mount import parse_metadata
-from addon_mount._metadata import registered_name, staging_root
+from addon_mount._metadata import parse_metadata, registered_name, staging_root
 
 
 def parse(document: object) -> tuple[list[str], list[str]]:
@@ -193,8 +192,10 @@ def test_invalid_name_still_yields_a_spec_for_simulation() -> None:
     assert result.spec.name == "Tool"
 
 
-def test_name_with_slash_yields_no_spec() -> None:
-    """A name that cannot name a directory cannot be staged."""
-    result = parse_metadata(json.dumps(doc("a/b")).encode(), fallback_name="b")
-    assert result.spec is None
+def test_name_with_slash_is_staged_under_the_label() -> None:
+    """A name that cannot name a directory is reported, and the rest is staged under the label."""
+    result = parse_metadata(json.dumps(doc("a/b")).encode(), fallback_name="My Bundle")
+    assert [f.code for f in result.findings] == ["AM120"]
+    assert result.spec is not None
+    assert result.spec.name == "my-bundle"
     assert [f.code for f in result.findings] == ["AM120"]

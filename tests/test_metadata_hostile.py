@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from addon_mount import Limits, parse_metadata, read_bundle
+from addon_mount import Limits
 from addon_mount._builders import targz
+from addon_mount._check import read_bundle
+from addon_mount._metadata import parse_metadata
 
 SHAPE = '{"name": ..., "spec": {"paths": [...]}}'
 UTF16 = "metadata.json starts with a UTF-16 byte-order mark; save it as UTF-8 without BOM"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import builtins
+import grp
 import io
 import os
+import pwd
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -43,12 +46,15 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+def readme_examples() -> dict[str, str]:
+    """Every Python example of the README marked ``<!-- example: NAME -->``, by NAME."""
+    found = re.findall(r"<!-- example: (\S+) -->\n```python\n(.*?)```", DOCS.read_text(), re.S)
+    return dict(found)
+
+
 def docs_example() -> str:
-    """The example test file of the README."""
-    text = DOCS.read_text()
-    match = re.search(r"<!-- example: test_oracle_addon.py -->\n```python\n(.*?)```", text, re.S)
-    assert match, "the README lost its example test file"
-    return match.group(1)
+    """The complete example test file of the README."""
+    return readme_examples()["test_oracle_addon.py"]
 
 
 def process_state() -> tuple[object, ...]:
@@ -63,6 +69,13 @@ def process_state() -> tuple[object, ...]:
         Path.read_text,
         shutil.copyfile,
         Patcher.PATCHER,
+        # The session's identity and the process guard are put back too.
+        *(os.environ.get(name) for name in ("HOME", "USER", "LOGNAME")),
+        pwd.getpwuid,
+        grp.getgrgid,
+        os.geteuid,
+        os.system,
+        subprocess.Popen.__init__,
     )
 
 
@@ -83,6 +96,23 @@ def test_docs_example_passes(project: pytest.Pytester) -> None:
     project.makepyfile(test_oracle_addon=docs_example())
     result = project.runpytest()
     result.assert_outcomes(passed=8)
+
+
+def test_every_readme_example_runs(project: pytest.Pytester) -> None:
+    """Each marked README example runs green: test files under pytest, the others as scripts."""
+    examples = readme_examples()
+    tests = {name: code for name, code in examples.items() if name.startswith("test_")}
+    scripts = {name: code for name, code in examples.items() if name not in tests}
+    assert {"test_before_after.py", "test_every_runtime.py", "without_pytest.py"} <= set(examples)
+    for name, code in tests.items():
+        (project.path / name).write_text(code)
+    result = project.runpytest("-v")
+    result.assert_outcomes(passed=25)  # 13, and one per built-in runtime
+    result.stdout.fnmatch_lines(["*test_driver_in_every_runtime?cml-conda? PASSED*"])
+    for name, code in scripts.items():
+        (project.path / name).write_text(code)
+        ran = project.runpython(project.path / name)
+        assert ran.ret == 0, f"{name}: {ran.stderr.str()}"
 
 
 def test_fixture_is_listed_with_its_docstring(project: pytest.Pytester) -> None:
@@ -130,6 +160,13 @@ def test_called_twice(addon_workload):
     addon_workload(BUNDLES / "broken-driver")
 
 
+def test_program_started_inside(addon_workload):
+    import subprocess
+
+    addon_workload(BUNDLES / "oracle-driver")
+    subprocess.run(["/opt/oracle/bin/sqlplus"])
+
+
 def test_next_test_runs_in_the_real_world():
     assert os.getcwd() != "/home/cdsw"
     assert helpers.get_uid() == os.getuid()
@@ -144,13 +181,14 @@ def test_failing_tests_leave_process_and_disk_as_they_were(project: pytest.Pytes
     state = process_state()
     files = real_files(project.path)
     result = project.runpytest()
-    result.assert_outcomes(failed=4, passed=1)
+    result.assert_outcomes(failed=5, passed=1)
     result.stdout.fnmatch_lines(
         [
             "*AssertionError*",
             "*RuntimeError: boom inside the workload*",
             "*BundleError: bundle * does not exist*",
-            "*HarnessError: addon_workload was already called in this test*",
+            "*addon_mount.testing.HarnessError: addon_workload was already called in this test*",
+            "*testing.CannotRunProgramError: subprocess.Popen(?'/opt/oracle/bin/sqlplus'?)*",
         ]
     )
     assert process_state() == state
@@ -209,3 +247,112 @@ def test_unused_fixture_changes_nothing(project: pytest.Pytester) -> None:
         """
     )
     project.runpytest().assert_outcomes(passed=1)
+
+
+RUNTIME_CHOICE = """
+from pathlib import Path
+
+BUNDLES = Path(__file__).parent / "bundles"
+
+
+def test_runs_in_the_chosen_runtime(addon_workload, addon_runtime):
+    wl = addon_workload(BUNDLES / "oracle-driver")
+    assert wl.runtime.name == (addon_runtime or "cml-workbench-python")
+    print("RAN", wl.runtime.name)
+
+
+def test_a_named_runtime_wins(addon_workload):
+    assert addon_workload(runtime="cml-r").runtime.name == "cml-r"
+"""
+
+
+def test_addon_runtime_all_runs_each_test_per_runtime(project: pytest.Pytester) -> None:
+    """--addon-runtime all runs every addon_workload test once per built-in runtime, named by it."""
+    from addon_mount import builtin_names
+
+    project.makepyfile(test_choice=RUNTIME_CHOICE)
+    result = project.runpytest("--addon-runtime", "all", "-v", "-s")
+    names = builtin_names()
+    result.assert_outcomes(passed=2 * len(names))
+    for name in names:
+        result.stdout.fnmatch_lines([f"*test_runs_in_the_chosen_runtime?{name}? RAN {name}*"])
+    result.stdout.fnmatch_lines([f"addon-mount runtimes: {', '.join(names)}"])
+
+
+def test_one_addon_runtime_keeps_test_ids(project: pytest.Pytester) -> None:
+    """One --addon-runtime sets the default runtime without parametrizing the tests."""
+    project.makepyfile(test_choice=RUNTIME_CHOICE)
+    result = project.runpytest("--addon-runtime", "cml-conda", "-v", "-s")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_runs_in_the_chosen_runtime RAN cml-conda*"])
+
+
+def test_addon_runtime_from_the_ini_file(project: pytest.Pytester) -> None:
+    """The addon_runtime ini option, one runtime per line, does what the flag does."""
+    project.makeini(INI + "addon_runtime =\n    cml-r\n    cml-cuda\n")
+    project.makepyfile(test_choice=RUNTIME_CHOICE)
+    result = project.runpytest("-v")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        ["*test_runs_in_the_chosen_runtime?cml-r? PASSED*", "*?cml-cuda? PASSED*"]
+    )
+
+
+def test_a_misspelt_addon_runtime_names_the_nearest(project: pytest.Pytester) -> None:
+    """A near-miss runtime name is a usage error that suggests the built-in one meant."""
+    project.makepyfile(test_choice=RUNTIME_CHOICE)
+    result = project.runpytest("--addon-runtime", "cml-workbench-pyhton")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*did you mean 'cml-workbench-python'?*"])
+
+
+def test_own_parametrization_of_the_runtime_is_kept(project: pytest.Pytester) -> None:
+    """A test that parametrizes addon_runtime itself is not parametrized again by the option."""
+    project.makepyfile(
+        test_own="""
+        import pytest
+
+        @pytest.mark.parametrize("addon_runtime", ["cml-r"])
+        def test_own(addon_workload):
+            assert addon_workload().runtime.name == "cml-r"
+        """
+    )
+    project.runpytest("--addon-runtime", "all").assert_outcomes(passed=1)
+
+
+def test_failed_assert_ok_shows_the_cli_report(project: pytest.Pytester) -> None:
+    """A failing wl.assert_ok() prints the text report pytest users read, finding and fix."""
+    project.makepyfile(
+        test_broken="""
+        from pathlib import Path
+
+        def test_broken(addon_workload):
+            addon_workload(Path(__file__).parent / "bundles" / "broken-driver").assert_ok()
+        """
+    )
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    assert "testing.py" not in result.stdout.str()  # the traceback ends in the test
+    result.stdout.fnmatch_lines(
+        [
+            "E * AssertionError: addon-mount: 1 add-on in 1 runtime (cml-workbench-python)",
+            "E * broken-driver (custom-addon-broken-driver): FAILED (1 error*",
+            "E * error   AM300 missing-entry  /opt/ora",
+            "E * fix: Add the path to the archive*",
+        ]
+    )
+
+
+def test_readme_addon_runtime_all_example(project: pytest.Pytester) -> None:
+    """The README's `pytest --addon-runtime all` session shows what running it shows."""
+    match = re.search(
+        r"```console\n\$ pytest (--addon-runtime all)\n(.*?)```", DOCS.read_text(), re.S
+    )
+    assert match, "the README lost its --addon-runtime example"
+    shown = [line for line in match.group(2).splitlines() if line != "..."]
+    project.makepyfile(test_oracle_addon=docs_example())
+    result = project.runpytest(*match.group(1).split(), "-v")
+    from addon_mount import builtin_names
+
+    result.assert_outcomes(passed=8 * len(builtin_names()))
+    result.stdout.fnmatch_lines([line.replace("[", "?").replace("]", "?") + "*" for line in shown])

@@ -9,9 +9,11 @@ import posixpath
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from addon_mount import RULES, Finding, Report, Severity, parse_metadata
+from addon_mount import RULES, Finding, Report, Severity
 from addon_mount._archive import normalize_name, sniff
-from addon_mount._render import _UNENCODABLE, printable, render_json, render_sarif, render_text
+from addon_mount._metadata import parse_metadata
+from addon_mount._render import render_json, render_sarif, render_text
+from addon_mount._report import UNENCODABLE, printable
 
 SETTINGS = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 METADATA_CODES = {code for code in RULES if code.startswith("AM1")} | {"AM241"}
@@ -164,7 +166,7 @@ def test_reports_render_whatever_the_text(
     finding = Finding("AM220", message, addon=addon, path=path)
     report = Report(addons=(), runtimes=(), links=(), findings=(finding,))
     document = json.loads(render_json(report).encode("utf-8"))
-    assert document["findings"][0]["message"] == printable(message, _UNENCODABLE)
+    assert document["findings"][0]["message"] == printable(message, UNENCODABLE)
     render_sarif(report, "0").encode("utf-8")
     out = io.StringIO()
     render_text(report, out)

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import addon_mount
 from addon_mount import _capture
+from addon_mount._check import load_runtimes
 from addon_mount._cli_runtimes import runtimes_command
 from addon_mount._runtime import (
     BUILTIN_DIR,
@@ -24,6 +26,7 @@ from addon_mount._runtime import (
     RuntimeLoadError,
     SnapshotError,
     TarballError,
+    builtin_aliases,
     builtin_names,
     image_from_directory,
     image_from_tar,
@@ -31,8 +34,18 @@ from addon_mount._runtime import (
     load_runtime,
 )
 
+from .conftest import BundleFactory
+
 CDSW = 8536
+#: The names earlier releases had, and every built-in now.
 CATALOG = ["cml-conda", "cml-cuda", "cml-jupyterlab-python", "cml-r", "cml-workbench-python"]
+BUILTINS = builtin_names()
+#: One runtime of each generation with the same edition: the Workbench with Python.
+GEN_2024, GEN_2025, GEN_2026 = (
+    "cml-2024.02-workbench-python3.10",
+    "cml-workbench-python",
+    "cml-2026.04-workbench-python3.12",
+)
 
 
 def make_tree(root: Path) -> Path:
@@ -107,33 +120,41 @@ def export_tarball(path: Path, *, prefix: str, compression: str) -> Path:
 
 
 def test_catalog_lists_the_documented_runtimes() -> None:
-    """The five documented built-ins ship, and the default is one of them."""
-    assert set(CATALOG) <= set(builtin_names())
-    assert DEFAULT_RUNTIME in builtin_names()
+    """The twelve documented built-ins ship, the five earlier names among them, and the default."""
+    assert set(CATALOG) <= set(BUILTINS)
+    assert len(BUILTINS) == 12
+    assert DEFAULT_RUNTIME in BUILTINS
+    generations = {load_builtin(n).meta["generation"] for n in BUILTINS}
+    assert generations == {"2024.02", "2025.01", "2026.04"}
 
 
-@pytest.mark.parametrize("name", CATALOG)
-def test_builtin_loads_with_its_metadata(name: str) -> None:
-    """Each built-in opens, names itself, describes itself and counts its entries."""
+@pytest.mark.parametrize("name", BUILTINS)
+def test_builtin_says_what_it_models_and_how_it_was_built(name: str) -> None:
+    """Each built-in names its generation, Dockerfile, base, steps and what is inferred."""
     image = load_builtin(name)
     assert image.name == name
     assert image.source == f"builtin:{name}"
+    assert f"Generation {image.meta['generation']}" in image.description
+    assert "Modelled on " in image.description
     assert "Inferred" in image.description
+    assert image.meta["dockerfile"] in image.description
+    assert "debootstrap --variant=minbase bookworm" in image.meta["source"]
     assert len(image) == int(image.meta["entries"]) > 5000
     steps = json.loads(image.meta["steps"])
     assert any(step.startswith("chown_directories:") for step in steps)
+    assert any(step.startswith("apt_base_") for step in steps)
     assert image.meta["default"] == ("true" if name == DEFAULT_RUNTIME else "false")
 
 
-@pytest.mark.parametrize("name", CATALOG)
+@pytest.mark.parametrize("name", BUILTINS)
 def test_builtin_file_is_small_and_deterministic(name: str) -> None:
-    """A built-in snapshot stays under 400 KB and its gzip header carries no timestamp."""
+    """A built-in snapshot stays under 300 KB and its gzip header carries no timestamp."""
     data = (BUILTIN_DIR / f"{name}.snap.gz").read_bytes()
-    assert len(data) < 400 * 1024
+    assert len(data) < 300 * 1024
     assert data[4:8] == b"\0\0\0\0"
 
 
-@pytest.mark.parametrize("name", CATALOG)
+@pytest.mark.parametrize("name", BUILTINS)
 @pytest.mark.parametrize(
     ("path", "kind", "mode", "uid", "gid"),
     [
@@ -148,7 +169,6 @@ def test_builtin_file_is_small_and_deterministic(name: str) -> None:
         ("/etc/passwd", "f", 0o644, 0, 0),
         ("/var/lib", "d", 0o755, 0, 0),
         ("/root", "d", 0o700, 0, 0),
-        ("/home/cdsw", "d", 0o750, CDSW, CDSW),
         ("/runtime-addons", "d", 0o755, 0, 0),
         ("/etc/pki/tls/certs", "d", 0o755, 0, 0),
     ],
@@ -162,7 +182,17 @@ def test_builtin_follows_the_dockerfile_permission_model(
     assert (entry.type, entry.mode, entry.uid, entry.gid) == (kind, mode, uid, gid)
 
 
-@pytest.mark.parametrize("name", CATALOG)
+@pytest.mark.parametrize("name", BUILTINS)
+def test_cdsw_home_follows_the_generations_adduser(name: str) -> None:
+    """/home/cdsw is 755 where Ubuntu 20.04's adduser made it, 750 from 24.04 on."""
+    image = load_builtin(name)
+    entry = image.get("/home/cdsw")
+    assert entry is not None
+    mode = 0o755 if image.meta["generation"] == "2024.02" else 0o750
+    assert (entry.type, entry.mode, entry.uid, entry.gid) == ("d", mode, CDSW, CDSW)
+
+
+@pytest.mark.parametrize("name", BUILTINS)
 @pytest.mark.parametrize(("path", "target"), [("/bin", "usr/bin"), ("/sbin", "usr/sbin")])
 def test_builtin_keeps_merged_usr_symlinks(name: str, path: str, target: str) -> None:
     """/bin and /sbin stay symlinks into /usr, as on a merged-/usr system."""
@@ -171,14 +201,44 @@ def test_builtin_keeps_merged_usr_symlinks(name: str, path: str, target: str) ->
     assert (entry.type, entry.target) == ("l", target)
 
 
-@pytest.mark.parametrize("name", CATALOG)
+@pytest.mark.parametrize("name", BUILTINS)
 def test_builtin_holds_no_kernel_trees_or_apt_lists(name: str) -> None:
     """/proc, /sys and /dev are bare directories and apt's list files are gone."""
     image = load_builtin(name)
     for path in ("/proc", "/sys", "/dev"):
         assert image.get(path) is not None
         assert image.children(path) == []
-    assert image.children("/var/lib/apt/lists") == []
+    assert [e.path for e in image.children("/var/lib/apt/lists")] in (
+        [],
+        ["/var/lib/apt/lists/partial"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "owners"),
+    [
+        # Created by packages of the first apt layer: root's where it runs after chown
+        # (2024.02), cdsw's where before it; ffmpeg and emacs-nox moved after chown in 2026.
+        ("/usr/share/ffmpeg", (0, CDSW, 0)),
+        ("/usr/lib/emacs", (0, CDSW, 0)),
+        ("/etc/ssh/ssh_config.d", (0, CDSW, CDSW)),
+        # emacsen-common comes with cmake's data in the first layer in 2026 too.
+        ("/usr/share/emacs/site-lisp", (0, CDSW, CDSW)),
+        ("/usr/share/git-core/templates", (0, CDSW, CDSW)),
+        # Created by a layer after chown in every generation (libpq-dev), or there before.
+        ("/usr/include/postgresql", (0, 0, 0)),
+        ("/usr/share/doc", (CDSW, CDSW, CDSW)),
+    ],
+)
+def test_package_directories_follow_the_generation(path: str, owners: tuple[int, ...]) -> None:
+    """A directory a package creates is root's or cdsw's as its generation's step order decides."""
+    found = []
+    for name in (GEN_2024, GEN_2025, GEN_2026):
+        entry = load_builtin(name).get(path)
+        assert entry is not None, (name, path)
+        assert entry.type == "d"
+        found.append(entry.uid)
+    assert tuple(found) == owners
 
 
 @pytest.mark.parametrize(
@@ -191,13 +251,18 @@ def test_builtin_holds_no_kernel_trees_or_apt_lists(name: str) -> None:
         (DEFAULT_RUNTIME, "/usr/local/bin/python3.10", ("f", 0o755, 0, 0)),
         (DEFAULT_RUNTIME, "/usr/local/bin/ml-runtime-editor", None),
         ("cml-jupyterlab-python", "/usr/local/share/jupyter/lab", ("d", 0o755, 0, 0)),
+        ("cml-jupyterlab-python", "/usr/local/lib/python3.12/site-packages", ("d", 0o755, 0, 0)),
         ("cml-r", "/usr/local/lib/R", ("d", 0o755, 0, 0)),
         ("cml-r", "/usr/local/lib/R/site-library", ("d", 0o755, 0, 0)),
         ("cml-r", "/usr/local/lib/R/etc", ("d", 0o755, CDSW, CDSW)),
-        ("cml-r", "/usr/lib/R/site-library", ("d", 0o755, 0, 0)),
-        (DEFAULT_RUNTIME, "/usr/lib/R", None),
+        ("cml-r", "/usr/lib/R", None),
+        ("cml-r", "/usr/bin/python3.11", None),  # the empty python3 packages
+        ("cml-2024.02-r4.3", "/usr/bin/python3.11", ("f", 0o755, 0, 0)),
+        ("cml-2025.01-scala2.12", "/usr/share/sbt/bin", ("d", 0o755, 0, 0)),
+        ("cml-2025.01-scala2.12", "/usr/lib/jvm", None),
         ("cml-cuda", "/usr/local/cuda-12.5/bin", ("d", 0o755, CDSW, 0)),
         ("cml-cuda", "/usr/local/cuda-12.5/bin/nvcc", ("f", 0o755, 0, 0)),
+        ("cml-2024.02-cuda11.8-python3.10", "/usr/local/cuda-11.8/bin", ("d", 0o755, CDSW, 0)),
         (DEFAULT_RUNTIME, "/usr/local/cuda", None),
     ],
 )
@@ -224,6 +289,11 @@ def test_builtin_runtime_specific_trees(
         ("cml-cuda", "/usr/local/cuda", "/etc/alternatives/cuda"),
         ("cml-cuda", "/etc/alternatives/cuda", "/usr/local/cuda-12.5"),
         (DEFAULT_RUNTIME, "/usr/local/bin/python3", "python3.10"),
+        (
+            "cml-2024.02-r4.3",
+            "/usr/local/lib/R/lib/libRblas.so",
+            "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
+        ),
     ],
 )
 def test_builtin_links(name: str, path: str, target: str) -> None:
@@ -252,6 +322,27 @@ def test_builtin_name_is_never_a_path() -> None:
 def test_from_builtin_is_load_builtin() -> None:
     """RuntimeImage.from_builtin opens the same runtime load_builtin does."""
     assert RuntimeImage.from_builtin("cml-r").meta == load_builtin("cml-r").meta
+
+
+def test_a_generation_name_is_another_name_for_a_builtin() -> None:
+    """cml-2025.01-r4.4 opens cml-r under the name asked for, and says which runtime it is."""
+    assert builtin_aliases()["cml-2025.01-r4.4"] == "cml-r"
+    image = load_runtime("cml-2025.01-r4.4")
+    assert image.name == "cml-2025.01-r4.4"
+    assert image.description.startswith("Another name for cml-r. ")
+    assert len(image) == len(load_builtin("cml-r"))
+
+
+def test_a_runtime_and_its_other_name_are_one_runtime() -> None:
+    """Naming a built-in twice, once by another name, is refused like naming it twice."""
+    with pytest.raises(RuntimeLoadError, match=r"'cml-2025\.01-r4\.4' is given more than once"):
+        load_runtimes(["cml-r", "cml-2025.01-r4.4"])
+
+
+def test_a_misspelt_generation_name_is_answered_with_the_nearest() -> None:
+    """A typo in a generation name suggests the name meant."""
+    with pytest.raises(RuntimeLoadError, match=r"did you mean 'cml-2025\.01-r4\.4'"):
+        load_builtin("cml-2025.01-r4.5")
 
 
 # -- docker export tarballs ------------------------------------------------------
@@ -504,6 +595,9 @@ def test_runtimes_json_lists_the_catalog() -> None:
     for row in rows:
         assert row["entries"] == len(load_builtin(row["name"]))
         assert row["description"]
+        assert row["generation"] in ("2024.02", "2025.01", "2026.04")
+        assert row["steps"]
+    assert next(r for r in rows if r["name"] == "cml-r")["aliases"] == ["cml-2025.01-r4.4"]
 
 
 def test_runtimes_text_is_a_table() -> None:
@@ -513,3 +607,58 @@ def test_runtimes_text_is_a_table() -> None:
     for name in CATALOG:
         assert name in result.output
     assert "(default)" in result.output
+
+
+# -- the generations' verdicts -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "codes"),
+    [
+        # ffmpeg creates /usr/share/ffmpeg: after chown in 2024.02 and again in 2026.
+        ("/usr/share/ffmpeg/tool.ffpreset", ("AM320", None, "AM320")),
+        # ssh creates /etc/ssh/ssh_config.d: after chown in 2024.02 only.
+        ("/etc/ssh/ssh_config.d/tool.conf", ("AM320", None, None)),
+    ],
+)
+def test_a_path_under_a_package_directory_depends_on_the_generation(
+    bundle: BundleFactory, path: str, codes: tuple[str | None, ...]
+) -> None:
+    """The 20.04-era runtime refuses cdsw a package's directory that the 24.04-era one gives it."""
+    name = path[1:]
+    b = bundle("tool", [path], [(name, "f", 0o644, "x")])
+    report = addon_mount.check([b], runtime=[GEN_2024, GEN_2025, GEN_2026])
+    found = []
+    for runtime in (GEN_2024, GEN_2025, GEN_2026):
+        errors = [f for f in report.errors if f.runtime == runtime]
+        found.append(errors[0].code if errors else None)
+    assert tuple(found) == codes
+    refused = next(f for f in report.errors if f.runtime == GEN_2024)
+    assert f"may not write in {path.rpartition('/')[0]}: owner uid 0" in refused.message
+    assert [link.runtime for link in report.links if link.path == path] == [
+        r for r, code in zip((GEN_2024, GEN_2025, GEN_2026), codes, strict=True) if code is None
+    ]
+
+
+def test_derive_puts_entries_over_a_runtime(runtime: RuntimeImage) -> None:
+    """A derived runtime answers with its entries over the base's; the base is untouched."""
+    over = [
+        Entry("/opt/conda", "l", 0o777, CDSW, CDSW, 0, "/elsewhere"),
+        Entry("/opt/new", "d", 0o755, CDSW, CDSW),
+        Entry("/opt/new/x", "f", 0o644),
+    ]
+    derived = runtime.derive(over, name="tiny+x", description="with x", meta={"base": "tiny"})
+    assert (derived.name, derived.meta["base"], derived.meta["entries"]) == (
+        "tiny+x",
+        "tiny",
+        str(len(runtime) + 2),
+    )
+    assert derived.get("/opt/conda") == over[0]
+    assert [e.path for e in derived.children("/opt")] == ["/opt/conda", "/opt/new"]
+    assert len(list(derived)) == len(derived) == len(runtime) + 2
+    copy = RuntimeImage.from_bytes(derived.serialize(), source="copy")
+    assert list(copy) == list(derived)
+    derived.close()
+    conda = runtime.get("/opt/conda")
+    assert conda is not None
+    assert conda.type == "d"

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import builtins
 import errno
+import grp
 import io
 import os
+import pwd
 import shutil
 import stat
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -66,7 +69,7 @@ def errno_of(call: Callable[[], object]) -> str:
 
 
 def process_state() -> tuple[object, ...]:
-    """What a workload must leave as it found: patching and pyfakefs's ids."""
+    """What a workload must leave as it found: patching, ids, environment, identity, guards."""
     return (
         helpers.get_uid(),
         helpers.get_gid(),
@@ -77,6 +80,15 @@ def process_state() -> tuple[object, ...]:
         Path.read_bytes,
         shutil.copyfile,
         Patcher.PATCHER,
+        *(os.environ.get(name) for name in ("HOME", "USER", "LOGNAME")),
+        pwd.getpwuid,
+        pwd.getpwnam,
+        grp.getgrgid,
+        os.geteuid,
+        os.getgroups,
+        os.system,
+        os.execv,
+        subprocess.Popen.__init__,
     )
 
 
@@ -120,7 +132,7 @@ def test_report_is_the_checks_report(
     ]
     bundles.append(bundle("Not A Name", ["/opt/x"], [("opt/x", "f", 0o644, "")]))
     image = runtime if runtime_given == "image" else None
-    expected = check(bundles, image)
+    expected = check(bundles, image, cloudera_addons="none")  # one workload: the runtime alone
     for _ in range(2):
         with testing.workload(bundles, image) as wl:
             assert wl.report == expected
@@ -387,7 +399,7 @@ def test_leaving_restores_the_process(oracle: Path, runtime: RuntimeImage, tmp_p
     assert process_state() == state
     assert not real.exists()
     assert not wl.active
-    with pytest.raises(testing.HarnessError, match="has ended"), wl.as_root():
+    with pytest.raises(testing.HarnessError, match="has stopped"), wl.as_root():
         pass
 
 
@@ -548,29 +560,6 @@ def test_bundle_made_in_the_fake_filesystem(fs: FakeFilesystem, runtime: Runtime
         assert Path("/opt/fake").read_text() == "in fs"
 
 
-# -- measuring ----------------------------------------------------------------------
-
-
-def test_timing_functions_return_one_sample_per_round(oracle: Path, runtime: RuntimeImage) -> None:
-    """time_workload and time_bare_fs give per-round seconds and leave the process as it was."""
-    state = process_state()
-    seen: list[testing.StartedWorkload] = []
-    samples = testing.time_workload([oracle], runtime, rounds=3, body=seen.append)
-    assert len(samples) == 3
-    assert all(s > 0 for s in samples)
-    assert len(seen) == 4  # one untimed warm-up round
-    assert len(testing.time_bare_fs(rounds=2)) == 2
-    assert process_state() == state
-
-
-def test_timing_refuses_to_run_inside_a_fake_filesystem(oracle: Path, fs: FakeFilesystem) -> None:
-    """Timing inside pyfakefs would measure something else: it is refused."""
-    with pytest.raises(testing.HarnessError, match="outside any fake filesystem"):
-        testing.time_workload(oracle)
-    with pytest.raises(testing.HarnessError, match="outside any fake filesystem"):
-        testing.time_bare_fs()
-
-
 def test_clear_cache_forgets_inputs(oracle: Path, runtime: RuntimeImage) -> None:
     """clear_cache empties the process caches; the next workload reads everything again."""
     with testing.workload(oracle, runtime):
@@ -606,3 +595,129 @@ def test_factory_takes_bundles_as_arguments_or_a_list(
             factory.close()
         assert not wl.active
     factory.close()  # closing twice is harmless
+
+
+# -- several workloads in a test ----------------------------------------------------
+
+
+def test_workloads_one_after_another(oracle: Path, runtime: RuntimeImage) -> None:
+    """Stopping a workload lets the next start: before and after enabling an add-on."""
+    state = process_state()
+    before = testing.WorkloadFactory(runtime)
+    try:
+        with before() as empty:
+            assert not os.path.exists("/opt/oracle")
+        assert not empty.active
+        assert process_state() == state
+        after = before(oracle)
+        assert Path("/opt/oracle/ojdbc8.jar").read_bytes() == JAR
+        after.stop()
+        after.stop()  # stopping twice does nothing
+        assert process_state() == state
+        assert empty.links == ()
+        assert [link.path for link in after.links] == ["/opt/oracle"]  # still readable
+    finally:
+        before.close()
+    assert process_state() == state
+
+
+def test_factory_refuses_a_second_active_workload(oracle: Path, runtime: RuntimeImage) -> None:
+    """A call while the previous workload is active fails and says how to go on."""
+    factory = testing.WorkloadFactory()
+    try:
+        first = factory(oracle, runtime=runtime)
+        with pytest.raises(testing.HarnessError, match=r"call its stop\(\)"):
+            factory(oracle, runtime=runtime)
+        assert first.active
+        assert Path("/opt/oracle/ojdbc8.jar").read_bytes() == JAR
+    finally:
+        factory.close()
+    assert not first.active
+
+
+def test_factory_runtime_is_the_default_of_each_call(oracle: Path, runtime: RuntimeImage) -> None:
+    """The factory's runtime serves calls that name none; a call's runtime wins."""
+    factory = testing.WorkloadFactory(runtime)
+    try:
+        assert factory(oracle).runtime is runtime
+        factory.started.stop()  # type: ignore[union-attr]
+        assert factory(oracle, runtime="cml-r").runtime.name == "cml-r"
+    finally:
+        factory.close()
+
+
+def test_two_runtimes_in_one_test(oracle: Path) -> None:
+    """A workload per runtime, one after the other, each with its own runtime's modes."""
+    seen = {}
+    for name in ("cml-workbench-python", "cml-conda"):
+        with testing.workload(oracle, name) as wl:
+            seen[name] = (
+                wl.runtime.name,
+                Path("/opt/conda").stat().st_uid if Path("/opt/conda").is_dir() else None,
+            )
+    assert seen == {
+        "cml-workbench-python": ("cml-workbench-python", None),
+        "cml-conda": ("cml-conda", 0),
+    }
+
+
+# -- failure output ----------------------------------------------------------------------
+
+
+def test_assert_ok_passes_a_clean_start(started: testing.StartedWorkload) -> None:
+    """assert_ok returns quietly when no finding is an error."""
+    started.assert_ok()
+    started.assert_ok(strict=True)
+
+
+def test_assert_ok_fails_with_the_cli_report(
+    bundle: BundleFactory, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed start-up's AssertionError is the text report the CLI prints at 100 columns."""
+    from .conftest import run_cli
+
+    broken = bundle("broken", ["/opt/ora"], ORACLE[:2])
+    with testing.workload(broken) as wl, pytest.raises(AssertionError) as caught:
+        wl.assert_ok()
+    monkeypatch.setenv("COLUMNS", str(testing.REPORT_WIDTH))
+    status, out, _ = run_cli(["check", str(broken)], capsys)
+    assert status == 1
+    assert str(caught.value) == out
+    assert "error   AM300 missing-entry  /opt/ora" in out
+
+
+def test_assert_ok_strict_fails_on_warnings(bundle: BundleFactory, runtime: RuntimeImage) -> None:
+    """With strict, a warning fails too, and the report says FAILED."""
+    vendor = bundle("vendor", ["/opt/vendor/tool"], [("opt/vendor/tool", "f", 0o644, "")])
+    with testing.workload(vendor, runtime) as wl:
+        wl.assert_ok()
+        with pytest.raises(AssertionError, match=r"vendor \(custom-addon-vendor\): FAILED"):
+            wl.assert_ok(strict=True)
+
+
+# -- runtimes to parametrize over ----------------------------------------------------------
+
+
+def test_runtimes_lists_and_expands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """runtimes() is every built-in one; names stay, 'all' expands, paths become absolute."""
+    from addon_mount import builtin_names
+
+    assert testing.runtimes() == builtin_names()
+    assert testing.runtimes("cml-r", "builtin:cml-conda", "cml-r") == ["cml-r", "cml-conda"]
+    assert testing.runtimes("cml-r", "all")[0] == "cml-r"
+    assert len(testing.runtimes("cml-r", "all")) == len(builtin_names())
+    snap = tmp_path / "runtime.snap"
+    snap.write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    assert testing.runtimes("runtime.snap") == [str(snap)]
+
+
+def test_runtimes_suggests_the_nearest_name() -> None:
+    """A misspelt runtime name is refused with the built-in name it is closest to."""
+    from addon_mount import RuntimeLoadError
+
+    with pytest.raises(RuntimeLoadError, match="did you mean 'cml-workbench-python'"):
+        testing.runtimes("cml-workbench-pyhton")
+    with pytest.raises(RuntimeLoadError) as caught:
+        testing.runtimes("nothing-like-it")
+    assert "did you mean" not in str(caught.value)

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from pyfakefs import helpers
 
-from addon_mount import Report, RuntimeImage, read_bundle, simulate
+from addon_mount import Report, RuntimeImage
 from addon_mount._builders import MemberSpec
+from addon_mount._check import read_bundle, simulate
 
 from .conftest import TOOL, BundleFactory
 
@@ -250,17 +251,45 @@ def test_same_name_twice_is_a_collision(runtime: RuntimeImage, bundle: BundleFac
     assert [f.code for f in report.errors] == ["AM311", "AM311"]
 
 
-def test_name_already_mounted_in_runtime(bundle: BundleFactory) -> None:
-    """A runtime that already mounts custom-addon-<name> means the name is taken."""
+@pytest.mark.parametrize("directory", ["custom-addon-tool", "custom-addon-tool-x7k2p"])
+def test_live_snapshot_has_the_addon_in_place(bundle: BundleFactory, directory: str) -> None:
+    """A runtime already mounting the add-on (suffix or not) and linking it is in place."""
+    from addon_mount import Entry
+
+    from .conftest import cml_entries
+
+    root = f"/runtime-addons/{directory}"
+    image = RuntimeImage.from_entries(
+        [
+            *cml_entries(),
+            Entry(root, "d", 0o755),
+            Entry(f"{root}/opt/tool", "d", 0o755),
+            Entry("/opt/tool", "l", 0o777, target=f"{root}/opt/tool"),
+        ],
+        name="live",
+    )
+    report = run(image, bundle("tool", ["/opt/tool", "/opt/other"], TOOL))
+    assert report.errors[0].code == "AM300"  # /opt/other: a real difference
+    assert {(f.code, f.path) for f in report.findings if f.code == "AM312"} == {
+        ("AM312", root),
+        ("AM312", "/opt/tool"),
+    }
+    assert [link.path for link in report.links] == ["/opt/other"]
+    assert report.links[0].target == f"{root}/opt/other"
+
+
+def test_another_addons_mount_is_not_taken_for_this_one(bundle: BundleFactory) -> None:
+    """custom-addon-toolbox is not custom-addon-tool: the add-on is mounted under its own name."""
     from addon_mount import Entry
 
     from .conftest import cml_entries
 
     image = RuntimeImage.from_entries(
-        [*cml_entries(), Entry("/runtime-addons/custom-addon-tool", "d", 0o755)], name="r"
+        [*cml_entries(), Entry("/runtime-addons/custom-addon-toolbox", "d", 0o755)], name="r"
     )
     report = run(image, bundle("tool", ["/opt/tool"], TOOL))
-    assert [(f.code, f.runtime) for f in report.errors] == [("AM311", "r")]
+    assert report.findings == ()
+    assert report.links[0].target == "/runtime-addons/custom-addon-tool/opt/tool"
 
 
 def test_uid_is_restored_after_simulation(runtime: RuntimeImage, bundle: BundleFactory) -> None:
@@ -309,7 +338,8 @@ def test_real_filesystem_is_untouched(runtime: RuntimeImage, bundle: BundleFacto
 
 def test_only_needed_entries_are_materialized(bundle: BundleFactory) -> None:
     """A check touches a handful of runtime entries, not the whole image."""
-    from addon_mount import Entry, StagedAddon, Workload
+    from addon_mount import Entry
+    from addon_mount._workload import StagedAddon, Workload
 
     from .conftest import cml_entries
 

@@ -18,6 +18,8 @@ from . import _objects as objects
 from ._hooks import PYFAKEFS_TESTED, install, uninstall
 from ._vfs import (
     MAX_SYMLINKS,
+    MAY_EXEC,
+    MAY_READ,
     ROOT,
     Cred,
     LinuxError,
@@ -26,10 +28,13 @@ from ._vfs import (
     describe,
     errno_name,
     permitted,
+    permitted_mode,
 )
 
 __all__ = [
     "MAX_SYMLINKS",
+    "MAY_EXEC",
+    "MAY_READ",
     "PYFAKEFS_TESTED",
     "ROOT",
     "Cred",
@@ -41,5 +46,6 @@ __all__ = [
     "install",
     "objects",
     "permitted",
+    "permitted_mode",
     "uninstall",
 ]

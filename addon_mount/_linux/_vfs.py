@@ -115,13 +115,17 @@ def linux_error(code: int, path: str, *, at: str | None = None, need: str = "") 
 
 def permitted(obj: FakeFile, cred: Cred, mask: int) -> bool:
     """Linux's ``generic_permission``: may *cred* read/write/exec *obj* (mode bits only)."""
-    mode: int = obj.st_mode
+    return permitted_mode(obj.st_mode, obj.st_uid, obj.st_gid, cred, mask)
+
+
+def permitted_mode(mode: int, uid: int, gid: int, cred: Cred, mask: int) -> bool:
+    """:func:`permitted` for an object given by its ``st_mode``, owner and group."""
     if cred.is_root:
         # CAP_DAC_OVERRIDE: anything, but a file is executable only with some x bit.
         return not (mask & MAY_EXEC and not stat.S_ISDIR(mode) and not mode & 0o111)
-    if obj.st_uid == cred.uid:
+    if uid == cred.uid:
         bits = mode >> 6
-    elif obj.st_gid == cred.gid or obj.st_gid in cred.groups:
+    elif gid == cred.gid or gid in cred.groups:
         bits = mode >> 3
     else:
         bits = mode

@@ -1,0 +1,275 @@
+"""A session around a started workload: who the code under test is, and what it cannot do.
+
+A Cloudera AI session runs its code as ``cdsw`` (uid and gid 8536) with
+``HOME=/home/cdsw``. While a workload is active, :func:`enter` makes the
+process answer that way: the environment's ``HOME``, ``USER`` and
+``LOGNAME``; ``pwd`` and ``grp`` lookups, answered from the workload's own
+``/etc/passwd`` and ``/etc/group`` (which get the lines for root and cdsw
+the runtime image has but its snapshot cannot record); ``os.geteuid``,
+``os.getegid`` and ``os.getgroups``, as pyfakefs's ``os.getuid`` already is.
+A fake filesystem cannot run programs, so every way of starting one raises
+:class:`CannotRunProgramError`. :func:`leave` puts everything back.
+
+Functions are replaced on the modules themselves (``pwd.getpwuid``,
+``subprocess.Popen.__init__``), so ``import pwd; pwd.getpwuid(...)`` and
+``from subprocess import run`` are covered; a function imported by name
+before the workload started (``from os import system``) is not.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Final, NoReturn
+
+import attrs
+from pyfakefs import helpers
+from pyfakefs.fake_file import FakeDirectory, FakeFile
+from pyfakefs.fake_filesystem import FakeFilesystem
+
+from . import _linux
+from ._linux import objects
+from ._metadata import PROJECT_VOLUME
+from ._workload import CDSW_GID, CDSW_UID, ROOT_UID, running_as
+
+#: The session's user name and the environment it runs with.
+CDSW_USER: Final = "cdsw"
+ENVIRONMENT: Final = {"HOME": PROJECT_VOLUME, "USER": CDSW_USER, "LOGNAME": CDSW_USER}
+USERS_FILE: Final = "/etc/passwd"
+GROUPS_FILE: Final = "/etc/group"
+# What every Cloudera runtime's databases hold for root and cdsw: Debian's root,
+# and the Dockerfiles' `adduser --disabled-password --gecos "CDSW User"
+# --uid 8536 --gid 8536 cdsw` (home /home/cdsw, adduser's default shell).
+PASSWD_LINES: Final = (
+    "root:x:0:0:root:/root:/bin/bash",
+    f"{CDSW_USER}:x:{CDSW_UID}:{CDSW_GID}:CDSW User:{PROJECT_VOLUME}:/bin/bash",
+)
+GROUP_LINES: Final = ("root:x:0:", f"{CDSW_USER}:x:{CDSW_GID}:")
+
+# The os functions that start a program; subprocess (and os.popen, asyncio's
+# subprocesses) all end in subprocess.Popen.
+_OS_PROGRAM_CALLS: Final = (
+    "system",
+    "popen",
+    *(f"exec{suffix}" for suffix in ("l", "le", "lp", "lpe", "v", "ve", "vp", "vpe")),
+    *(f"spawn{suffix}" for suffix in ("l", "le", "lp", "lpe", "v", "ve", "vp", "vpe")),
+    "posix_spawn",
+    "posix_spawnp",
+)
+
+
+class HarnessError(Exception):
+    """The harness was used in a way it cannot honour (the message says how to fix it)."""
+
+
+class CannotRunProgramError(HarnessError):
+    """Code inside a workload tried to start a program, which a fake filesystem cannot run.
+
+    ``call`` is what was called (``subprocess.Popen``, ``os.system``...) and
+    ``program`` the program or command line it was given.
+    """
+
+    def __init__(self, call: str, program: str) -> None:
+        super().__init__(
+            f"{call}({program}): a workload's filesystem is simulated in memory (pyfakefs), "
+            "so no program can run in it. To check that a program is in place, test its "
+            "file: os.access(path, os.X_OK). To test code that runs one, mock the call "
+            "(unittest.mock.patch('subprocess.run'), or pytest's monkeypatch) and assert "
+            "on the arguments it was given."
+        )
+        self.call = call
+        self.program = program
+
+
+# Both are documented, and shown in tracebacks, as addon_mount.testing's.
+HarnessError.__module__ = CannotRunProgramError.__module__ = "addon_mount.testing"
+
+
+# -- the user databases -----------------------------------------------------------
+
+
+def _file(fs: FakeFilesystem, path: str) -> FakeFile | None:
+    """The file at *path* in the workload (symlinks followed), or None.
+
+    Walked as Linux walks it, so only the entries on the way are put in
+    place, not every entry of ``/etc``.
+    """
+    try:
+        obj = _linux.LinuxFS(fs, lookup=objects.lookup_child).walk(path, _linux.ROOT).obj
+    except OSError:
+        return None
+    return None if obj is None or isinstance(obj, FakeDirectory) else obj
+
+
+def _read(fs: FakeFilesystem, path: str) -> str | None:
+    """The text of the file at *path* in the workload, or None when there is none."""
+    obj = _file(fs, path)
+    return None if obj is None else objects.byte_contents(obj).decode("utf-8", "replace")
+
+
+def _rows(text: str | None, defaults: Sequence[str], fields: int) -> Iterator[list[str]]:
+    """The database's well-formed rows, then each default whose name and id are not there."""
+    seen_names: set[str] = set()
+    seen_ids: set[str] = set()
+    for line in [*(text or "").splitlines(), *defaults]:
+        row = line.split(":")
+        if len(row) != fields or not row[2].isdigit() or line.startswith("#"):
+            continue
+        if row[0] in seen_names or row[2] in seen_ids:
+            continue
+        seen_names.add(row[0])
+        seen_ids.add(row[2])
+        yield row
+
+
+def complete_databases(fs: FakeFilesystem) -> None:
+    """Add root's and cdsw's lines to the workload's /etc/passwd and /etc/group, where they are.
+
+    A runtime snapshot records no contents, so the runtime's files read as
+    empty; the lines the image holds for root and cdsw are added to whatever
+    is there. Files the runtime does not have are not created.
+    """
+    with running_as(ROOT_UID, ROOT_UID):
+        for path, defaults in ((USERS_FILE, PASSWD_LINES), (GROUPS_FILE, GROUP_LINES)):
+            obj = _file(fs, path)
+            if obj is None or objects.is_read_only(obj):
+                continue
+            text = objects.byte_contents(obj).decode("utf-8", "replace")
+            names = {line.split(":", 1)[0] for line in text.splitlines()}
+            missing = [line for line in defaults if line.split(":", 1)[0] not in names]
+            if missing:
+                lead = text if not text or text.endswith("\n") else text + "\n"
+                obj.set_contents((lead + "".join(f"{line}\n" for line in missing)).encode())
+
+
+def _passwd_functions(fs: FakeFilesystem) -> dict[str, Callable[..., Any]]:
+    def entries() -> list[pwd.struct_passwd]:
+        rows = _rows(_read(fs, USERS_FILE), PASSWD_LINES, 7)
+        return [pwd.struct_passwd((r[0], r[1], int(r[2]), int(r[3]), *r[4:])) for r in rows]
+
+    def getpwuid(uid: int) -> pwd.struct_passwd:
+        found = next((e for e in entries() if e.pw_uid == uid), None)
+        if found is None:
+            raise KeyError(f"getpwuid(): uid not found: {uid}")
+        return found
+
+    def getpwnam(name: str) -> pwd.struct_passwd:
+        if not isinstance(name, str):
+            raise TypeError(f"getpwnam() argument must be str, not {type(name).__name__}")
+        found = next((e for e in entries() if e.pw_name == name), None)
+        if found is None:
+            raise KeyError(f"getpwnam(): name not found: {name!r}")
+        return found
+
+    return {"getpwuid": getpwuid, "getpwnam": getpwnam, "getpwall": entries}
+
+
+def _group_functions(fs: FakeFilesystem) -> dict[str, Callable[..., Any]]:
+    def entries() -> list[grp.struct_group]:
+        rows = _rows(_read(fs, GROUPS_FILE), GROUP_LINES, 4)
+        return [
+            grp.struct_group((r[0], r[1], int(r[2]), [m for m in r[3].split(",") if m]))
+            for r in rows
+        ]
+
+    def getgrgid(gid: int) -> grp.struct_group:
+        found = next((e for e in entries() if e.gr_gid == gid), None)
+        if found is None:
+            raise KeyError(f"getgrgid(): gid not found: {gid}")
+        return found
+
+    def getgrnam(name: str) -> grp.struct_group:
+        if not isinstance(name, str):
+            raise TypeError(f"getgrnam() argument must be str, not {type(name).__name__}")
+        found = next((e for e in entries() if e.gr_name == name), None)
+        if found is None:
+            raise KeyError(f"getgrnam(): name not found: {name!r}")
+        return found
+
+    return {"getgrgid": getgrgid, "getgrnam": getgrnam, "getgrall": entries}
+
+
+def _id_functions() -> dict[str, Callable[..., Any]]:
+    # pyfakefs fakes getuid and getgid; the effective ids follow them (no setuid).
+    return {
+        "geteuid": helpers.get_uid,
+        "getegid": helpers.get_gid,
+        "getgroups": lambda: [helpers.get_gid()],
+    }
+
+
+# -- programs ---------------------------------------------------------------------------
+
+
+def _shown(args: Any) -> str:
+    if isinstance(args, str | bytes | os.PathLike):
+        return repr(os.fsdecode(args))
+    try:
+        return repr([os.fsdecode(a) for a in args])
+    except TypeError:
+        return repr(args)
+
+
+def _refuse_os(name: str) -> Callable[..., NoReturn]:
+    def refuse(*args: Any, **_: Any) -> NoReturn:
+        # spawn*(mode, path, ...) name the program second; the rest first.
+        program = args[1] if name.startswith("spawn") and len(args) > 1 else args[0] if args else ""
+        raise CannotRunProgramError(f"os.{name}", _shown(program))
+
+    return refuse
+
+
+def _refuse_popen(self: subprocess.Popen[Any], args: Any, *_: Any, **__: Any) -> NoReturn:
+    raise CannotRunProgramError("subprocess.Popen", _shown(args))
+
+
+_REFUSALS: Final = {name: _refuse_os(name) for name in _OS_PROGRAM_CALLS if hasattr(os, name)}
+
+
+# -- entering and leaving ------------------------------------------------------------------
+
+
+@attrs.define
+class Saved:
+    """What :func:`enter` replaced, to put back."""
+
+    environ: dict[str, str | None]
+    attributes: list[tuple[object, str, object]]
+
+
+def enter(fs: FakeFilesystem) -> Saved:
+    """Give the process the session's identity over *fs*, and refuse programs."""
+    saved = Saved({name: os.environ.get(name) for name in ENVIRONMENT}, [])
+    try:
+        complete_databases(fs)
+        os.environ.update(ENVIRONMENT)
+        replacements: list[tuple[object, dict[str, Callable[..., Any]]]] = [
+            (pwd, _passwd_functions(fs)),
+            (grp, _group_functions(fs)),
+            (os, _id_functions()),
+            (os, _REFUSALS),
+            (subprocess.Popen, {"__init__": _refuse_popen}),
+        ]
+        for owner, functions in replacements:
+            for name, function in functions.items():
+                saved.attributes.append((owner, name, getattr(owner, name)))
+                setattr(owner, name, function)
+    except BaseException:
+        leave(saved)
+        raise
+    return saved
+
+
+def leave(saved: Saved) -> None:
+    """Put back what :func:`enter` replaced: the environment and every function."""
+    while saved.attributes:
+        owner, name, original = saved.attributes.pop()
+        setattr(owner, name, original)
+    for name, value in saved.environ.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

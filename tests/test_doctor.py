@@ -1,0 +1,292 @@
+"""doctor, owns and explain: reading a workload's add-on state, and what each code means."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from addon_mount import Entry, RuntimeImage
+from addon_mount._doctor import diagnose
+from addon_mount._doctor_script import addon_of
+
+from .conftest import FIXTURES, cml_entries, run_cli
+
+MOUNT = "/runtime-addons/custom-addon-tool-x7k2p"
+CDSW = 8536
+
+
+def live_root(root: Path) -> Path:
+    """A session's root: add-on tool mounted with a suffix, a good link, a dangling one, a loop."""
+    for d in ("usr/bin", "etc", "opt", "home/cdsw", "proc", f"{MOUNT[1:]}/opt/tool/bin"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / MOUNT[1:] / "opt/tool/bin/run").write_text("#!/bin/sh\n")
+    (root / MOUNT[1:] / "opt/tool/bin/run").chmod(0o755)
+    (root / "opt/tool").symlink_to(f"{MOUNT}/opt/tool")
+    (root / "usr/bin/tool").symlink_to(f"{MOUNT}/usr/bin/tool")
+    (root / "usr/bin/loop").symlink_to(f"{MOUNT}/../custom-addon-tool-x7k2p/loop")
+    (root / MOUNT[1:] / "loop").symlink_to("/usr/bin/loop")
+    return root
+
+
+def metadata(tmp_path: Path, name: str = "tool", paths: tuple[str, ...] = ("/opt/tool",)) -> Path:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"name": name, "spec": {"paths": list(paths)}}))
+    return path
+
+
+def test_doctor_finds_the_dangling_link_and_names_its_addon(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a live-style root the dangling link is an AM300 error naming add-on tool."""
+    root = live_root(tmp_path / "root")
+    meta = metadata(tmp_path, paths=("/opt/tool", "/usr/bin/tool"))
+    status, out, _ = run_cli(["doctor", str(root), "--metadata", str(meta)], capsys)
+    assert status == 1
+    assert "  custom-addon-tool-x7k2p  (add-on tool)" in out
+    assert f"  dangling    /usr/bin/tool -> {MOUNT}/usr/bin/tool  (tool)" in out
+    assert f"  ok          /opt/tool -> {MOUNT}/opt/tool  (tool)" in out
+    assert "  error   AM300  /usr/bin/tool  (tool)" in out
+    assert "custom-addon-tool-x7k2p has no 'usr/bin/tool'" in out
+    assert "  loop        /usr/bin/loop" in out
+
+
+def test_the_script_and_the_package_agree(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """doctor.py from --print-script, run with python3 -I -S, reports what `doctor DIR` does."""
+    root = live_root(tmp_path / "root")
+    meta = metadata(tmp_path, paths=("/opt/tool", "/usr/bin/tool", "/etc/tool"))
+    status, script, _ = run_cli(["doctor", "--print-script"], capsys)
+    assert status == 0
+    doctor_py = tmp_path / "doctor.py"
+    doctor_py.write_text(script)
+    live = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            str(doctor_py),
+            "--root",
+            str(root),
+            "--metadata",
+            str(meta),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert live.returncode == 1, live.stderr
+    status, out, _ = run_cli(["doctor", str(root), "--metadata", str(meta), "-f", "json"], capsys)
+    assert status == 1
+    ours, theirs = json.loads(out), json.loads(live.stdout)
+
+    def comparable(result: dict[str, object]) -> object:
+        links = sorted((x["path"], x["state"], x["addon"]) for x in result["links"])  # type: ignore[attr-defined]
+        codes = sorted(
+            (p["code"], p["path"])
+            for p in result["problems"]
+            if p["path"] != "/etc/tool"  # type: ignore[attr-defined]
+        )
+        return links, codes, result["mounts"], result["not_mounted"]
+
+    assert comparable(ours) == comparable(theirs)
+    # /etc is root's 755 here: cdsw (the package's model) may not link there; root may.
+    assert [p["code"] for p in ours["problems"] if p["path"] == "/etc/tool"] == ["AM320"]
+
+
+def test_the_script_runs_on_its_own(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """doctor --print-script -o writes a file Python runs isolated; it refuses to overwrite."""
+    target = tmp_path / "doctor.py"
+    assert run_cli(["doctor", "--print-script", "-o", str(target)], capsys)[0] == 0
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", str(target), "--root", str(live_root(tmp_path / "r"))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Links into /runtime-addons (3):" in done.stdout
+    status, _, err = run_cli(["doctor", "--print-script", "-o", str(target)], capsys)
+    assert status == 2
+    assert "exists; pass --force" in err
+    status, _, err = run_cli(["doctor", "--print-script", "/"], capsys)
+    assert (status, err) == (
+        2,
+        "addon-mount: error: --print-script takes no SOURCE, --bundle or --metadata\n",
+    )
+
+
+def image(*extra: Entry) -> RuntimeImage:
+    mount = [
+        Entry(MOUNT, "d", 0o755),
+        Entry(f"{MOUNT}/opt", "d", 0o755),
+        Entry(f"{MOUNT}/opt/tool", "d", 0o755),
+        Entry(f"{MOUNT}/opt/tool/key.pem", "f", 0o600),
+        Entry(f"{MOUNT}/opt/tool/bin", "d", 0o700),
+    ]
+    return RuntimeImage.from_entries([*cml_entries(), *mount, *extra], name="session")
+
+
+def test_unreadable_targets_are_cdsw_s_verdict() -> None:
+    """A link to a root-only file or directory is AM321: cdsw may not read, list or search it."""
+    result = diagnose(
+        image(
+            Entry("/opt/key.pem", "l", 0o777, CDSW, CDSW, 0, f"{MOUNT}/opt/tool/key.pem"),
+            Entry("/opt/bin", "l", 0o777, CDSW, CDSW, 0, f"{MOUNT}/opt/tool/bin"),
+        ),
+        {"tool": ["/opt/key.pem", "/opt/bin"]},
+    )
+    assert [(p["code"], p["path"]) for p in result["problems"]] == [
+        ("AM321", "/opt/bin"),
+        ("AM321", "/opt/key.pem"),
+    ]
+    assert (
+        "may not read the file (owner uid 0, group 0, mode 600)" in result["problems"][1]["message"]
+    )
+    assert "may not list or search the directory" in result["problems"][0]["message"]
+
+
+def test_requested_paths_never_linked_and_shadowed() -> None:
+    """A requested path the runtime holds is AM301, another add-on AM310; a missing add-on named."""
+    other = "/runtime-addons/custom-addon-other"
+    result = diagnose(
+        image(
+            Entry(other, "d", 0o755),
+            Entry(f"{other}/opt/tool", "d", 0o755),
+            Entry("/opt/tool", "l", 0o777, CDSW, CDSW, 0, f"{other}/opt/tool"),
+        ),
+        {"tool": ["/opt/tool", "/etc/hosts", "/opt/vendor/x"], "gone": ["/opt/gone"]},
+    )
+    got = [(p["code"], p["severity"], p["addon"], p["path"]) for p in result["problems"]]
+    assert got == [
+        ("AM301", "error", "tool", "/etc/hosts"),
+        ("AM310", "error", "tool", "/opt/tool"),
+        ("AM330", "error", "tool", "/opt/vendor/x"),
+        ("AM310", "warning", "tool", "/opt/tool"),
+    ] or sorted(got) == sorted(
+        [
+            ("AM301", "error", "tool", "/etc/hosts"),
+            ("AM310", "error", "tool", "/opt/tool"),
+            ("AM330", "error", "tool", "/opt/vendor/x"),
+            ("AM310", "warning", "tool", "/opt/tool"),
+        ]
+    )
+    assert result["not_mounted"] == ["gone"]
+
+
+@pytest.mark.parametrize(
+    ("mount", "names", "expected"),
+    [
+        ("custom-addon-tool", ["tool"], "tool"),
+        ("custom-addon-tool-x7k2p", ["tool"], "tool"),
+        ("custom-addon-tool-extra-x7k2p", ["tool", "tool-extra"], "tool-extra"),
+        ("custom-addon-toolbox", ["tool"], None),
+        ("spark332-7190-1202-b75-ht9wmb", ["tool"], None),
+    ],
+)
+def test_mount_directories_map_to_addon_names(
+    mount: str, names: list[str], expected: str | None
+) -> None:
+    """A mount directory is custom-addon-<name>, with or without a suffix; the longest name wins."""
+    assert addon_of(mount, names) == expected
+
+
+def test_owns_answers_like_dpkg_s(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """owns names the add-on and its link, the runtime, or nothing (exit 1)."""
+    root = live_root(tmp_path / "root")
+    status, out, _ = run_cli(
+        ["owns", "/opt/tool/bin/run", "/usr/bin", "/nothing", "--runtime", str(root)], capsys
+    )
+    assert status == 1
+    assert out.splitlines() == [
+        "/opt/tool/bin/run: add-on custom-addon-tool-x7k2p, through the link "
+        f"/opt/tool -> {MOUNT}/opt/tool",
+        f"/usr/bin: the runtime (a directory, owner uid {os.getuid()}, mode 755)",
+        "/nothing: nothing (/nothing does not exist)",
+    ]
+
+
+def test_owns_simulates_bundles_and_disabling_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """With --bundle the links are simulated; --disable shows the links that would go."""
+    docs = str(FIXTURES / "docs-example")
+    status, out, _ = run_cli(
+        ["owns", "/usr/custom_file", "--bundle", docs, "--disable", "docs-example"], capsys
+    )
+    assert status == 0
+    assert out.splitlines()[0] == (
+        "/usr/custom_file: add-on docs-example, through the link /usr/custom_file -> "
+        "/runtime-addons/custom-addon-docs-example/usr/custom_file"
+    )
+    assert (
+        "  - /usr/custom_file -> /runtime-addons/custom-addon-docs-example/usr/custom_file"
+        "  (link gone)" in out
+    )
+    assert "  /usr/custom_file: add-on docs-example -> nothing" in out
+    status, _, err = run_cli(["owns", "/x", "--disable", "nobody"], capsys)
+    assert status == 2
+    assert "no add-on 'nobody' is mounted in cml-workbench-python or given with --bundle" in err
+
+
+def test_doctor_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing snapshot or metadata file is one line, exit 2."""
+    status, _, err = run_cli(["doctor", str(tmp_path / "none.snap")], capsys)
+    assert status == 2
+    assert err.startswith("addon-mount: error: cannot load runtime")
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    status, _, err = run_cli(["doctor", str(tmp_path), "--metadata", str(bad)], capsys)
+    assert status == 2
+    assert "cannot read the metadata of" in err
+
+
+# -- explain and check --metadata/--archive ---------------------------------------------------
+
+
+def test_explain_takes_codes_and_kinds(capsys: pytest.CaptureFixture[str]) -> None:
+    """Several codes and kinds: each code once, with what a workload shows and what to do now."""
+    status, out, _ = run_cli(["explain", "AM300", "collision", "am301"], capsys)
+    assert status == 0
+    assert [line for line in out.splitlines() if line.startswith("AM")] == [
+        "AM300: requested path is not in the archive",
+        "AM301: path already exists in the runtime",
+        "AM302: a parent of the path is not a directory in the runtime",
+    ]
+    assert "  workload shows:  The start-up's symlink fails with 'File exists' (EEXIST)" in out
+    assert "  once registered: Disable it ('addon-mount disable NAME --workspace URL')" in out
+
+
+def test_every_startup_code_says_what_a_workload_shows() -> None:
+    """Each start-up code has both new fields filled."""
+    from addon_mount._findings import RULES
+
+    startup = ["AM300", "AM301", "AM302", "AM303", "AM304", "AM310", "AM311", "AM320"]
+    for code in [*startup, "AM321", "AM330", "AM390"]:
+        assert RULES[code].workload_shows, code
+        assert RULES[code].after_registration, code
+
+
+def test_check_takes_the_two_files_by_any_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """check --metadata F --archive F checks files of any name; one without the other is exit 2."""
+    meta, tar = tmp_path / "docs.json", tmp_path / "docs-1.0.tgz"
+    meta.write_bytes((FIXTURES / "docs-example/metadata.json").read_bytes())
+    tar.write_bytes((FIXTURES / "docs-example/addon.tar.gz").read_bytes())
+    status, out, _ = run_cli(["check", "--metadata", str(meta), "--archive", str(tar)], capsys)
+    assert status == 0
+    assert "docs-example (custom-addon-docs-example): PASSED" in out
+    status, _, err = run_cli(["check", "--metadata", str(meta)], capsys)
+    assert status == 2
+    assert "--metadata and --archive go together" in err
+    status, _, err = run_cli(
+        ["check", "--metadata", str(meta), "--archive", str(tmp_path / "no")], capsys
+    )
+    assert status == 2
+    assert "does not exist" in err
