@@ -22,14 +22,8 @@ from ._check import BundleError, CheckError, check
 from ._findings import RULES, Rule, Severity
 from ._limits import DEFAULT_LIMITS, Limits
 from ._report import AddonSummary, Finding, Link, Report, RuntimeSummary
-from ._runtime import (
-    DEFAULT_RUNTIME,
-    Entry,
-    RuntimeImage,
-    RuntimeLoadError,
-    builtin_names,
-    load_runtime,
-)
+from ._runtime import DEFAULT_RUNTIME, Entry, RuntimeImage, RuntimeLoadError
+from ._runtime_sources import builtin_names, load_runtime
 
 __all__ = [
     "DEFAULT_LIMITS",

@@ -18,6 +18,7 @@ from typing import IO, Final
 
 import attrs
 
+from ._entry import EntryType
 from ._findings import Severity
 from ._limits import DEFAULT_LIMITS, Limits
 from ._log import get_logger
@@ -52,17 +53,17 @@ _AFTER_SKIPPABLE: Final = {
     b"\x28\xb5\x2f\xfd": "zstd-compressed data",
 }
 
-FILE: Final = "f"
-DIRECTORY: Final = "d"
-SYMLINK: Final = "l"
-HARDLINK: Final = "h"
+FILE: Final = EntryType.FILE
+DIRECTORY: Final = EntryType.DIRECTORY
+SYMLINK: Final = EntryType.SYMLINK
+HARDLINK: Final = EntryType.HARDLINK
 _TAR_TYPES: Final = {
     tarfile.DIRTYPE: DIRECTORY,
     tarfile.SYMTYPE: SYMLINK,
     tarfile.LNKTYPE: HARDLINK,
-    tarfile.CHRTYPE: "c",
-    tarfile.BLKTYPE: "b",
-    tarfile.FIFOTYPE: "p",
+    tarfile.CHRTYPE: EntryType.CHAR_DEVICE,
+    tarfile.BLKTYPE: EntryType.BLOCK_DEVICE,
+    tarfile.FIFOTYPE: EntryType.FIFO,
     b"D": DIRECTORY,  # GNU incremental dump directory: extracted as a directory
 }
 # Headers that describe the next member or the volume, not a file: GNU tar and
@@ -71,7 +72,11 @@ _NOT_EXTRACTED: Final = {
     b"A": "a Solaris ACL header",
     b"V": "a GNU volume label",
 }
-_TYPE_WORDS: Final = {"c": "a character device", "b": "a block device", "p": "a FIFO"}
+_TYPE_WORDS: Final = {
+    EntryType.CHAR_DEVICE: "a character device",
+    EntryType.BLOCK_DEVICE: "a block device",
+    EntryType.FIFO: "a FIFO",
+}
 # Directories the archive implies but does not list get what tar gives them.
 IMPLIED_DIR_MODE: Final = 0o755
 
@@ -84,7 +89,7 @@ class Member:
     """
 
     name: str
-    type: str
+    type: EntryType
     mode: int
     uid: int
     gid: int

@@ -24,7 +24,10 @@ from ._runtime import DIRECTORY, FILE, Entry
 from ._view import archive_entry, is_stray
 
 if TYPE_CHECKING:
-    from ._workload import Workload
+    from collections.abc import Callable
+
+    from ._linux import LinuxFS
+    from ._view import WorkloadView
 
 #: The PATH a session has (Cloudera's runtime Dockerfiles add the last two).
 WORKLOAD_PATH: Final = (
@@ -40,15 +43,27 @@ WORKLOAD_PATH: Final = (
 
 
 class ContentAudit:
-    """The audit of one workload's links, reporting through the workload."""
+    """The audit of one workload's links."""
 
-    def __init__(self, workload: Workload, cred: Cred) -> None:
-        self._workload = workload
-        self._linux = workload.linux
-        self._view = workload.view
+    def __init__(
+        self,
+        linux: LinuxFS,
+        view: WorkloadView,
+        cred: Cred,
+        runtime: str,
+        add: Callable[[Finding], None],
+    ) -> None:
+        """Audit as *cred* in one runtime's workload; each finding goes to *add*."""
+        self._linux = linux
+        self._view = view
         self._cred = cred
+        self._runtime = runtime
+        self._add = add
         # Programs found below links, checked once every link stands.
         self._programs: list[tuple[AddonSpec, str, Program]] = []
+
+    def _finding(self, code: str, message: str, spec: AddonSpec, path: str) -> None:
+        self._add(Finding(code, message, addon=spec.name, runtime=self._runtime, path=path))
 
     def check_programs(self) -> None:
         """Check the interpreter or loader of every program found so far."""
@@ -129,7 +144,7 @@ class ContentAudit:
             first = program.interpreter.rstrip("\r")
             if program.env_name:
                 first += " " + program.env_name
-            self._workload.finding(
+            self._finding(
                 "AM341",
                 f"{shown} starts with #!{first} and a carriage return (Windows line "
                 f"endings): {who}",
@@ -142,13 +157,13 @@ class ContentAudit:
                 self._runnable(f"{d}/{program.env_name}") for d in WORKLOAD_PATH
             ):
                 return
-            self._workload.add(
+            self._add(
                 Finding(
                     "AM340",
                     f"{shown} runs {program.env_name!r} through {program.interpreter}, and no "
                     f"directory on the session's PATH has it in this runtime",
                     addon=spec.name,
-                    runtime=self._workload.runtime.name,
+                    runtime=self._runtime,
                     path=shown,
                     cause=program.env_name,
                 )
@@ -164,13 +179,13 @@ class ContentAudit:
                 "a script whose interpreter",
             )
         )
-        self._workload.add(
+        self._add(
             Finding(
                 code,
                 f"{shown} is {what} {program.interpreter} is missing from this runtime "
                 "(or cdsw may not run it)",
                 addon=spec.name,
-                runtime=self._workload.runtime.name,
+                runtime=self._runtime,
                 path=shown,
                 cause=program.interpreter,
             )
@@ -201,7 +216,7 @@ class ContentAudit:
                 return not may(MAY_EXEC)
             refused = [w for w, m in (("read", MAY_READ), ("search", MAY_EXEC)) if not may(m)]
             if refused:
-                self._workload.finding(
+                self._finding(
                     "AM322",
                     f"{shown} (through {link}) is a directory cdsw (uid {self._cred.uid}) may not "
                     f"{' or '.join(refused)}: {owner}",
@@ -216,7 +231,7 @@ class ContentAudit:
         readable = may(MAY_READ)
         if x_bits and not may(MAY_EXEC):
             # One cause, one finding: a program cdsw may not run (nor, often, read).
-            self._workload.finding(
+            self._finding(
                 "AM323",
                 f"{shown} is a program cdsw (uid {self._cred.uid}) may not run"
                 f"{'' if readable else ' or read'}: {owner}",
@@ -225,7 +240,7 @@ class ContentAudit:
             )
             return False
         if not top and not readable:
-            self._workload.finding(
+            self._finding(
                 "AM322",
                 f"{shown} (through {link}) is a file cdsw (uid {self._cred.uid}) may not "
                 f"read: {owner}",
@@ -233,7 +248,7 @@ class ContentAudit:
                 shown,
             )
         if not x_bits and in_bin:
-            self._workload.finding(
+            self._finding(
                 "AM324",
                 f"{shown} is in a bin directory but has no x bit: {owner}",
                 spec,

@@ -21,7 +21,7 @@ from ._overlays import selection as overlay_selection
 from ._overlays import variants as overlay_variants
 from ._report import AddonSummary, Finding, Link, Report, RuntimeSummary, aggregate
 from ._runtime import DEFAULT_RUNTIME, RuntimeImage, RuntimeLoadError
-from ._view import is_stray
+from ._view import DEFAULT_MOUNT_DIR, is_stray
 from ._workload import StagedAddon, Workload
 
 RuntimeSpec = str | Path | RuntimeImage
@@ -326,7 +326,7 @@ def unused_entries(bundle: Bundle) -> list[Finding]:
 
 def load_runtimes(runtime: RuntimeSpec | Iterable[RuntimeSpec] | None) -> list[RuntimeImage]:
     """Resolve the ``runtime=`` argument of :func:`check` to runtime images."""
-    from ._runtime import load_runtime  # noqa: PLC0415 - the loaders pull in tarfile walkers
+    from ._runtime_sources import load_runtime  # noqa: PLC0415 - the loaders pull in tarfile walkers
 
     if runtime is None:
         runtime = [DEFAULT_RUNTIME]
@@ -337,7 +337,7 @@ def load_runtimes(runtime: RuntimeSpec | Iterable[RuntimeSpec] | None) -> list[R
         if isinstance(item, RuntimeImage):
             images.append(item)
         elif str(item) == "all":
-            from ._runtime import builtin_names, load_builtin  # noqa: PLC0415
+            from ._runtime_sources import builtin_names, load_builtin  # noqa: PLC0415
 
             images.extend(load_builtin(name) for name in builtin_names())
         else:
@@ -360,6 +360,7 @@ def check(
     limits: Limits = DEFAULT_LIMITS,
     progress: Callable[[Path], Callable[[int], None] | None] | None = None,
     cloudera_addons: str | Sequence[str] | None = None,
+    mount_dir: str = DEFAULT_MOUNT_DIR,
 ) -> Report:
     """Dry-run a workload start-up with *bundles* enabled, in each runtime.
 
@@ -377,6 +378,11 @@ def check(
     *progress*, given a bundle directory, may return a callback that is
     told how many compressed bytes of its archive have been read.
 
+    *mount_dir* names an add-on's directory under ``/runtime-addons``
+    (``{name}`` is filled in): the documented default is
+    ``custom-addon-{name}``; a runtime that already has it, or it followed by
+    ``-<suffix>``, has the add-on mounted (a live session's snapshot).
+
     Returns the :class:`Report`; raises :class:`CheckError` (or
     :class:`~addon_mount.RuntimeLoadError`) only when the check cannot run.
     """
@@ -393,7 +399,7 @@ def check(
         else read_bundle(b, limits=limits, progress=progress(Path(b)) if progress else None)
         for b in bundles
     ]
-    return simulate(read, images, cloudera_addons=cloudera_addons)
+    return simulate(read, images, cloudera_addons=cloudera_addons, mount_dir=mount_dir)
 
 
 def staged_addons(read: Sequence[Bundle]) -> list[StagedAddon]:
@@ -469,6 +475,7 @@ def simulate(
     images: Sequence[RuntimeImage],
     *,
     cloudera_addons: str | Sequence[str] | None = None,
+    mount_dir: str = DEFAULT_MOUNT_DIR,
 ) -> Report:
     """Run the start-up of already-read bundles in each runtime image.
 
@@ -484,5 +491,14 @@ def simulate(
         raise CheckError(f"--cloudera-addons: {exc}") from exc
     staged = staged_addons(read)
     checked = [Workloads(image, tuple(overlay_variants(image, chosen))) for image in images]
-    workloads = [Workload(variant, staged) for group in checked for variant in group.images]
+    if "{name}" not in mount_dir or "/" in mount_dir:
+        raise CheckError(
+            f"mount directory {mount_dir!r} must hold {{name}} and no '/' "
+            "(the default is 'custom-addon-{name}')"
+        )
+    workloads = [
+        Workload(variant, staged, mount_dir=mount_dir)
+        for group in checked
+        for variant in group.images
+    ]
     return merge_workloads(start_workloads(read, workloads), checked)

@@ -25,6 +25,7 @@ from ._cli_base import EXIT_CANNOT_RUN, EXIT_FINDINGS, EXIT_OK, CannotRun, emit
 from ._findings import KINDS, RULES, markdown_table
 from ._limits import DEFAULT_LIMITS, Limits
 from ._runtime import RuntimeLoadError
+from ._view import DEFAULT_MOUNT_DIR
 
 
 def configure_logging(log_format: str, verbosity: int) -> None:
@@ -155,6 +156,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
     "CLI and cmladdon; 'none' checks each runtime alone only.",
 )
 @click.option(
+    "--mount-dir",
+    default=DEFAULT_MOUNT_DIR,
+    show_default=True,
+    metavar="TEMPLATE",
+    help="An add-on's directory under /runtime-addons ({name} is filled in); a runtime "
+    "that has it, or it followed by '-<suffix>', already mounts the add-on.",
+)
+@click.option(
     "-f",
     "--format",
     "output_format",
@@ -196,6 +205,7 @@ def check(
     archive: Path | None,
     runtimes: tuple[str, ...],
     cloudera_addons: str,
+    mount_dir: str,
     output_format: str,
     output: Path | None,
     force: bool,
@@ -236,6 +246,7 @@ def check(
                 limits=limits,
                 progress=progress,
                 cloudera_addons=cloudera_addons,
+                mount_dir=mount_dir,
             )
     except (CheckError, RuntimeLoadError) as exc:
         raise CannotRun(str(exc)) from exc

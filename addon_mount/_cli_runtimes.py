@@ -23,11 +23,9 @@ from ._cli_base import CannotRun
 from ._files import atomic_write
 from ._overlays import catalog as overlay_catalog
 from ._overlays import default_names as default_overlays
-from ._runtime import (
+from ._runtime import DEFAULT_RUNTIME, RuntimeImage, RuntimeLoadError
+from ._runtime_sources import (
     BUILTIN_DIR,
-    DEFAULT_RUNTIME,
-    RuntimeImage,
-    RuntimeLoadError,
     builtin_catalog,
     builtin_names,
     image_from_tar,

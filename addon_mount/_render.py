@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # rich is imported when text is rendered: JSON and SARIF do w
     from rich.text import Text
 
 from ._findings import RULES, Severity
-from ._report import UNENCODABLE, Finding, Report, printable, status_of
+from ._report import UNENCODABLE, Finding, Report, Status, printable, status_of
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _STYLES = {
@@ -29,9 +29,9 @@ _STYLES = {
     Severity.INFO: "cyan",
 }
 _STATUS_STYLES = {
-    "FAILED": "bold red",
-    "PASSED with warnings": "bold yellow",
-    "PASSED": "bold green",
+    Status.FAILED: "bold red",
+    Status.WARNED: "bold yellow",
+    Status.PASSED: "bold green",
 }
 
 
@@ -190,7 +190,7 @@ def render_text(
     passed = sum(
         1
         for a in report.addons
-        if status_of(report.findings_for(a.name), strict=strict) != "FAILED"
+        if status_of(report.findings_for(a.name), strict=strict) is not Status.FAILED
     )
     failed = len(report.addons) - passed
     listed = _listed(report.findings)
@@ -287,7 +287,7 @@ def _matrix(console: Console, report: Report, *, strict: bool) -> Table:
         status = status_of(findings, strict=strict)
         errors = sum(1 for f in findings if f.severity is Severity.ERROR)
         warnings = sum(1 for f in findings if f.severity is Severity.WARNING)
-        word = {"FAILED": "fail", "PASSED with warnings": "warn", "PASSED": "pass"}[status]
+        word = status.word
         return Text(f"{word} {errors}E {warnings}W", _STATUS_STYLES[status])
 
     wide = Table()

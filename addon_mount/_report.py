@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Iterable
 from typing import Any, Final
@@ -217,14 +218,27 @@ class Report:
         }
 
 
-def status_of(findings: Iterable[Finding], *, strict: bool = False) -> str:
-    """The status line word for a set of findings."""
+class Status(enum.StrEnum):
+    """An add-on's verdict, as its status line says it."""
+
+    FAILED = "FAILED"
+    WARNED = "PASSED with warnings"
+    PASSED = "PASSED"
+
+    @property
+    def word(self) -> str:
+        """The short word the add-on x runtime table shows."""
+        return {"FAILED": "fail", "PASSED with warnings": "warn", "PASSED": "pass"}[self.value]
+
+
+def status_of(findings: Iterable[Finding], *, strict: bool = False) -> Status:
+    """The verdict for a set of findings (with *strict*, a warning fails)."""
     severities = {f.severity for f in findings}
     if Severity.ERROR in severities or (strict and Severity.WARNING in severities):
-        return "FAILED"
+        return Status.FAILED
     if Severity.WARNING in severities:
-        return "PASSED with warnings"
-    return "PASSED"
+        return Status.WARNED
+    return Status.PASSED
 
 
 #: Examples named in the message of an aggregated finding; JSON lists every path.

@@ -105,7 +105,7 @@ class Workload:
         self.findings: list[Finding] = []
         self.links: list[Link] = []
         # What cdsw reaches through each link, and the programs found there.
-        self._content = ContentAudit(self, CDSW)
+        self._content = ContentAudit(self.linux, self.view, CDSW, runtime.name, self.add)
         self._log = get_logger().bind(runtime=runtime.name)
 
     # -- the model -------------------------------------------------------------------

@@ -17,7 +17,8 @@ from click.testing import CliRunner
 
 from addon_mount import _capture
 from addon_mount._cli_runtimes import snapshot_command
-from addon_mount._runtime import Entry, RuntimeImage, image_from_directory, load_runtime
+from addon_mount._runtime import Entry, RuntimeImage
+from addon_mount._runtime_sources import image_from_directory, load_runtime
 
 CAPTURE_SOURCE = Path(_capture.__file__).read_text(encoding="utf-8")
 

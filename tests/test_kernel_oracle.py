@@ -168,7 +168,7 @@ class Oracle:
         base.mkdir()
         layout = write(scn, base)
         try:
-            report = addon_mount.check([layout.bundle], runtime=layout.root)
+            report = addon_mount.check([layout.bundle], runtime=layout.root, cloudera_addons="none")
         except Exception as exc:  # noqa: BLE001 - a crash is a disagreement to report
             return _Prepared(scn, layout, None, crash_summary(exc))
         return _Prepared(scn, layout, model_verdicts(report, scn.paths), "")

@@ -24,7 +24,7 @@ from addon_mount._overlays import (
     variants,
     where,
 )
-from addon_mount._runtime import builtin_names, load_builtin, load_runtime
+from addon_mount._runtime_sources import builtin_names, load_builtin, load_runtime
 
 from .conftest import CDSW, BundleFactory, cml_entries
 

@@ -19,7 +19,7 @@ import pytest
 
 from addon_mount import Entry, RuntimeImage
 from addon_mount._capture import write_snapshot
-from addon_mount._runtime import load_builtin
+from addon_mount._runtime_sources import load_builtin
 
 from .conftest import REPO, run_cli
 from .workspace_server import KEY, addon, serve

@@ -18,7 +18,6 @@ from addon_mount import _capture
 from addon_mount._check import load_runtimes
 from addon_mount._cli_runtimes import runtimes_command
 from addon_mount._runtime import (
-    BUILTIN_DIR,
     DEFAULT_RUNTIME,
     SCHEMA,
     Entry,
@@ -26,6 +25,9 @@ from addon_mount._runtime import (
     RuntimeLoadError,
     SnapshotError,
     TarballError,
+)
+from addon_mount._runtime_sources import (
+    BUILTIN_DIR,
     builtin_aliases,
     builtin_names,
     image_from_directory,
@@ -317,11 +319,6 @@ def test_builtin_name_is_never_a_path() -> None:
     """A built-in name with a path in it is refused, not resolved against the catalog folder."""
     with pytest.raises(RuntimeLoadError, match="no built-in runtime has that name"):
         load_builtin("../_runtimes/cml-conda")
-
-
-def test_from_builtin_is_load_builtin() -> None:
-    """RuntimeImage.from_builtin opens the same runtime load_builtin does."""
-    assert RuntimeImage.from_builtin("cml-r").meta == load_builtin("cml-r").meta
 
 
 def test_a_generation_name_is_another_name_for_a_builtin() -> None:

@@ -362,3 +362,28 @@ def test_only_needed_entries_are_materialized(bundle: BundleFactory) -> None:
             if stat.S_ISDIR(child.st_mode):
                 pending.append(child)
     assert count < 20
+
+
+def test_mount_directory_is_a_setting(bundle: BundleFactory) -> None:
+    """check(mount_dir=...) names the add-on's directory, suffixed or not; a bad one is refused."""
+    from addon_mount import CheckError, Entry, check
+
+    from .conftest import cml_entries
+
+    root = "/runtime-addons/addon-tool-ab12"
+    image = RuntimeImage.from_entries(
+        [
+            *cml_entries(),
+            Entry(root, "d", 0o755),
+            Entry("/opt/tool", "l", 0o777, target=f"{root}/opt/tool"),
+        ],
+        name="live",
+    )
+    made = bundle("tool", ["/opt/tool"], TOOL)
+    kwargs = {"cloudera_addons": "none"}
+    assert {f.code for f in check(made, image, mount_dir="addon-{name}", **kwargs).findings} == {
+        "AM312"
+    }
+    assert [f.code for f in check(made, image, **kwargs).errors] == ["AM301"]
+    with pytest.raises(CheckError, match="must hold"):
+        check(made, image, mount_dir="addons/{name}", **kwargs)

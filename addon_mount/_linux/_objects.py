@@ -317,10 +317,6 @@ def byte_contents(obj: FakeFile) -> bytes:
     return raw if isinstance(raw, bytes) else b""
 
 
-def set_parent(obj: FakeFile, directory: FakeDirectory) -> None:
-    obj.__dict__["parent_dir"] = weakref.ref(directory)
-
-
 def lookup_child(directory: FakeDirectory, name: str) -> FakeFile | None:
     """A child for a path walk: through the loader when the directory is lazy."""
     loader = directory._am_loader if isinstance(directory, LazyDirectory) else None

@@ -48,8 +48,6 @@ MAY_EXEC: Final = 1
 MAY_WRITE: Final = 2
 MAY_READ: Final = 4
 
-_NEED_WORDS: Final = {MAY_EXEC: "search", MAY_WRITE | MAY_EXEC: "write in", MAY_READ: "read"}
-
 
 @attrs.frozen
 class Cred:
@@ -442,7 +440,3 @@ def _join(directory: str, name: str) -> str:
 def errno_name(code: int | None) -> str:
     """'EACCES' for errno.EACCES."""
     return errno.errorcode.get(code or 0, str(code))
-
-
-def need_word(mask: int) -> str:
-    return _NEED_WORDS.get(mask, "use")

@@ -7,7 +7,8 @@ import gzip
 import time
 from pathlib import Path
 
-from addon_mount._runtime import BUILTIN_DIR, RuntimeImage
+from addon_mount._runtime import RuntimeImage
+from addon_mount._runtime_sources import BUILTIN_DIR
 
 from .build import MAX_BYTES, assemble, catalog_json, snapshot
 from .catalog import CATALOG, LAYERS, layers_used
