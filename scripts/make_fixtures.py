@@ -13,7 +13,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from addon_mount._builders import MemberSpec, tar_bytes, targz
+from addon_mount._builders import (
+    MemberSpec,
+    data,
+    gnu_long_name,
+    header,
+    raw_targz,
+    tar_bytes,
+    targz,
+)
 from addon_mount._builders import metadata_json as metadata
 
 ROOT = Path(__file__).resolve().parent.parent / "fixtures"
@@ -240,7 +248,94 @@ def bundles() -> dict[str, dict[str, bytes]]:
             ),
         },
     }
+    b.update(cases())
     return b
+
+
+def _tool_member(name: str, mode: int, content: str, uid: int) -> bytes:
+    """A raw file member with its own owner (tarfile's helpers give one owner to all)."""
+    payload = content.encode()
+    head = bytearray(header(name.encode(), b"0", size=len(payload), mode=mode))
+    head[108:116] = head[116:124] = b"%07o\x00" % uid
+    head[148:156] = b" " * 8
+    head[148:156] = b"%06o\x00 " % sum(head)
+    return bytes(head) + data(payload)
+
+
+def cases() -> dict[str, dict[str, bytes]]:
+    """One bundle per case the content audit and the archive reader must get right.
+
+    ``tests/test_fixtures.py`` holds the findings each gives (CASES there).
+    """
+    mac_tarball = raw_targz(
+        header(b"opt/tool/", b"5", mode=0o755),
+        header(b"opt/tool/bin/", b"5", mode=0o755),
+        _tool_member("opt/tool/key.pem", 0o600, "-----BEGIN PRIVATE KEY-----\n", 0),
+        _tool_member("opt/tool/bin/run", 0o700, "#!/bin/sh\necho run\n", 501),
+        _tool_member("opt/tool/bin/._run", 0o644, "\x00\x05\x16\x07", 501),
+        _tool_member("opt/tool/._bin", 0o644, "\x00\x05\x16\x07", 501),
+        _tool_member("opt/tool/.DS_Store", 0o644, "Bud1", 501),
+    )
+    many_absolute = raw_targz(
+        *(header(f"/opt/tool/part-{i:04}.dat".encode(), b"0", mode=0o644) for i in range(2000))
+    )
+    long_dir = ("opt/tool/" + "d" * 120 + "/").encode()
+    return {
+        "cases/mac-tarball": {
+            "metadata.json": metadata("mac-tool", ["/opt/tool"]),
+            "addon.tar.gz": mac_tarball,
+        },
+        "cases/wrapper-not-executable": {
+            "metadata.json": metadata("wrapper", ["/usr/local/bin/tool"]),
+            "addon.tar.gz": targz([("usr/local/bin/tool", "f", 0o644, "#!/bin/sh\nexec x\n")]),
+        },
+        "cases/crlf-script": {
+            "metadata.json": metadata("crlf", ["/usr/local/bin/tool"]),
+            "addon.tar.gz": targz(
+                [("usr/local/bin/tool", "f", 0o755, "#!/usr/bin/python3\r\nprint(1)\r\n")]
+            ),
+        },
+        "cases/missing-interpreter": {
+            "metadata.json": metadata("ruby-tool", ["/usr/local/bin/tool"]),
+            "addon.tar.gz": targz(
+                [("usr/local/bin/tool", "f", 0o755, "#!/usr/bin/ruby\nputs 1\n")]
+            ),
+        },
+        "cases/many-absolute": {
+            "metadata.json": metadata("absolute", ["/opt/tool"]),
+            "addon.tar.gz": many_absolute,
+        },
+        "cases/link-to-own-path": {
+            "metadata.json": metadata("own-link", ["/opt/tool", "/usr/local/bin/tool"]),
+            "addon.tar.gz": targz([*TOOL, ("usr/local/bin/tool", "l", 0o777, "/opt/tool/bin/run")]),
+        },
+        "cases/near-name": {
+            "metadata.json": metadata("simba", ["/opt/simba-spark"]),
+            "addon.tar.gz": targz([("opt/simba/lib/driver.jar", "f", 0o644, "PK")]),
+        },
+        "cases/dotdot-member": {
+            "metadata.json": metadata("dotdot", ["/opt/tool/y"]),
+            "addon.tar.gz": raw_targz(header(b"opt/tool/x/../y", b"0", size=2) + data(b"y\n")),
+        },
+        "cases/regular-header-dir": {
+            "metadata.json": metadata("slashdir", ["/opt/tool/x"]),
+            "addon.tar.gz": raw_targz(
+                header(b"opt/tool/", b"0", mode=0o755),
+                header(b"opt/tool/x", b"0", size=2) + data(b"x\n"),
+            ),
+        },
+        "cases/gnu-long-dir": {
+            "metadata.json": metadata("longdir", ["/opt/tool"]),
+            "addon.tar.gz": raw_targz(
+                gnu_long_name(long_dir) + header(long_dir[:100], b"\0", mode=0o755),
+                header(b"opt/tool/README", b"0", size=2) + data(b"r\n"),
+            ),
+        },
+        "cases/conda-bin": {
+            "metadata.json": metadata("conda-tool", ["/opt/conda/bin/tool"]),
+            "addon.tar.gz": targz([("opt/conda/bin/tool", "f", 0o755, "#!/bin/sh\n")]),
+        },
+    }
 
 
 def _comparable(data: bytes) -> bytes:
@@ -250,15 +345,15 @@ def _comparable(data: bytes) -> bytes:
 def write(root: Path, check: bool, report: Callable[[str], None]) -> int:
     stale = 0
     for directory, files in bundles().items():
-        for name, data in files.items():
+        for name, content in files.items():
             path = root / directory / name
             if check:
-                if not path.is_file() or _comparable(path.read_bytes()) != _comparable(data):
+                if not path.is_file() or _comparable(path.read_bytes()) != _comparable(content):
                     report(f"stale: {path.relative_to(root)}")
                     stale += 1
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+            path.write_bytes(content)
     return stale
 
 

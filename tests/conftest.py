@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -86,3 +88,22 @@ TOOL: list[MemberSpec] = [
     ("opt/tool/bin", "d", 0o755, ""),
     ("opt/tool/bin/run", "f", 0o755, "#!/bin/sh\n"),
 ]
+
+
+def needs(available: bool, reason: str) -> None:
+    """Skip the test, saying why, when what it needs is missing; under CI=true, fail."""
+    if available:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: this test must run)")
+    pytest.skip(reason)
+
+
+def needs_root(reason: str) -> None:
+    """The test builds trees with other owners: it needs root."""
+    needs(os.geteuid() == 0, f"{reason} needs root")
+
+
+def needs_tool(name: str, package: str) -> None:
+    """The test holds the model against *name*, from the distribution's *package*."""
+    needs(shutil.which(name) is not None, f"{name} ({package}) is not installed")

@@ -18,7 +18,7 @@ import pytest
 
 from addon_mount._api import ApiError, RuntimeAddon, Workspace, addon_matches, workspace_url
 
-from .conftest import FIXTURES, TOOL, BundleFactory, run_cli
+from .conftest import FIXTURES, TOOL, BundleFactory, needs_tool, run_cli
 from .workspace_server import KEY, Failure, addon, serve
 from .workspace_server import Workspace as Server
 
@@ -148,11 +148,11 @@ def test_register_uploads_exactly_what_curl_sends(
     assert parts[1].content == (DOCS / "addon.tar.gz").read_bytes()
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_the_upload_equals_the_documented_curl_call(
     server: Server, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """The documented curl command, run against the same server, sends the same parts."""
+    needs_tool("curl", "curl")
     assert cli(["register", str(DOCS), "-w", server.url], capsys)[0] == 0
     ours = server.calls("POST")[-1]
     server.addons.clear()
@@ -476,8 +476,7 @@ def test_an_ambiguous_name_asks_for_the_identifier(
 @pytest.fixture
 def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
     """An https workspace with a self-signed certificate for 127.0.0.1, and that certificate."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+    needs_tool("openssl", "openssl")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         [

@@ -160,3 +160,61 @@ def test_console_script_and_module_entry_points(tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert "FAILED" in bad.stdout
     assert "\x1b[" not in bad.stdout  # no colour when piped
+
+
+# Each case of the content audit and the archive reader, as a bundle in fixtures/cases:
+# (runtime, {(code, count)} it must give and nothing else).
+CASES = {
+    "mac-tarball": (None, {("AM322", 1), ("AM323", 1), ("AM250", 3)}),
+    "wrapper-not-executable": (None, {("AM324", 1)}),
+    "crlf-script": (None, {("AM341", 1)}),
+    "missing-interpreter": (None, {("AM340", 1)}),
+    "many-absolute": (None, {("AM210", 2000), ("AM300", 1)}),
+    "link-to-own-path": (None, set()),
+    "near-name": (None, {("AM300", 1), ("AM230", 1)}),
+    "dotdot-member": (None, {("AM210", 1), ("AM300", 1), ("AM330", 1)}),
+    "regular-header-dir": (None, {("AM330", 1)}),
+    "gnu-long-dir": (None, set()),
+    "conda-bin": ("cml-conda", {("AM320", 1)}),
+}
+
+
+def test_every_case_has_a_bundle() -> None:
+    """The case table and fixtures/cases hold the same cases."""
+    assert sorted(CASES) == sorted(p.name for p in (FIXTURES / "cases").iterdir())
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_case(name: str) -> None:
+    """Each case gives exactly its findings, each once, with its count."""
+    runtime, expected = CASES[name]
+    args = [str(FIXTURES / "cases" / name), "--cloudera-addons", "none"]
+    if runtime:
+        args += ["--runtime", runtime]
+    _, report = run_json(*args)
+    findings = report["findings"]
+    assert isinstance(findings, list)
+    assert {(f["code"], f["count"]) for f in findings} == expected
+    assert len(findings) == len(expected)
+
+
+def test_case_messages_say_why() -> None:
+    """The messages of the cases name the cause: a near name, members left out, a fix."""
+    _, near = run_json(str(FIXTURES / "cases" / "near-name"), "--cloudera-addons", "none")
+    _, many = run_json(str(FIXTURES / "cases" / "many-absolute"), "--cloudera-addons", "none")
+    _, conda = run_json(
+        str(FIXTURES / "cases" / "conda-bin"), "--runtime", "cml-conda", "--cloudera-addons", "none"
+    )
+    messages = [
+        f["message"]
+        for report in (near, many, conda)
+        for f in report["findings"]  # type: ignore[union-attr]
+    ]
+    assert any("it has 'opt/simba'" in m for m in messages)
+    assert any("2,000 members below it were left out (see AM210 above)" in m for m in messages)
+    assert any("and 1,999 more like it" in m for m in messages)
+    assert any(
+        "may not write in /opt/conda/bin: owner uid 0, group 0, mode 755; in this runtime "
+        "cdsw may link /opt/tool instead" in m
+        for m in messages
+    )

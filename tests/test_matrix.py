@@ -13,7 +13,7 @@ import pytest
 import addon_mount
 from addon_mount import Report
 
-from .conftest import CDSW, TOOL, BundleFactory
+from .conftest import CDSW, TOOL, BundleFactory, needs_root
 
 # (path, type, mode, uid, link target): a little runtime tree, as a directory and a tarball.
 TREE = [
@@ -78,10 +78,10 @@ def bundles(bundle: BundleFactory) -> list[Path]:
     ]
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="building a root tree with cdsw's uid needs root")
 def test_directory_tarball_and_snapshot_give_identical_verdicts(
     tmp_path: Path, bundles: list[Path]
 ) -> None:
+    needs_root("building a root tree with cdsw's uid")
     """A tree as a directory, as docker-export tarballs and as a snapshot: one verdict."""
     root = tmp_path / "root"
     root.mkdir()

@@ -6,7 +6,6 @@ import gzip
 import io
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 import addon_mount
 from addon_mount._pack import PackError, normalized_mode, pack, source_date_epoch
 
-from .conftest import run_cli
+from .conftest import needs_tool, run_cli
 
 
 def tree(root: Path) -> Path:
@@ -91,9 +90,9 @@ def test_archive_is_normalized(tmp_path: Path) -> None:
     }
 
 
-@pytest.mark.skipif(shutil.which("tar") is None, reason="GNU tar is not installed")
 def test_gnu_tar_lists_what_is_expected(tmp_path: Path) -> None:
     """GNU tar reads the archive and lists the members, owners and modes expected."""
+    needs_tool("tar", "tar")
     stage = tree(tmp_path / "stage")
     result = pack(stage, tmp_path / "out", name="tool", environ={"SOURCE_DATE_EPOCH": "0"})
     listing = subprocess.run(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import stat
 import subprocess
@@ -11,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from addon_mount._program import HEAD_BYTES, parse_head
+
+from .conftest import needs_tool
 
 
 @pytest.mark.parametrize(
@@ -72,11 +73,8 @@ def _elf_programs() -> list[Path]:
 
 def test_elf_loader_is_what_readelf_says() -> None:
     """For real programs on this machine, the loader read from 4 KiB is readelf's."""
-    readelf = shutil.which("readelf")
-    if readelf is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("readelf (binutils) is needed in CI")
-        pytest.skip("readelf (binutils) is not installed")
+    needs_tool("readelf", "binutils")
+    readelf = shutil.which("readelf") or "readelf"
     programs = _elf_programs()
     assert programs, "no ELF programs found in /usr/bin"
     for path in programs:

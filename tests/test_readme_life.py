@@ -21,7 +21,7 @@ from addon_mount import Entry, RuntimeImage
 from addon_mount._capture import write_snapshot
 from addon_mount._runtime_sources import load_builtin
 
-from .conftest import REPO, run_cli
+from .conftest import REPO, needs_root, run_cli
 from .workspace_server import KEY, addon, serve
 from .workspace_server import Workspace as Server
 
@@ -123,7 +123,6 @@ def run_block(body: str, capsys: pytest.CaptureFixture[str]) -> str:
     return "".join(shown)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the staging tree's owner 1000 needs root to set")
 @pytest.mark.parametrize(("name", "body"), blocks(), ids=[n for n, _ in blocks()])
 def test_readme_example(
     name: str,
@@ -134,6 +133,7 @@ def test_readme_example(
     request: pytest.FixtureRequest,
 ) -> None:
     """The README's example prints exactly what the README shows."""
+    needs_root("setting the staging tree's owner 1000")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1735689600")
     monkeypatch.setenv("WORKSPACE", WORKSPACE)
@@ -167,8 +167,7 @@ def test_every_life_command_has_an_example() -> None:
 
 def test_tarball_example_is_reproducible(tmp_path: Path) -> None:
     """Packing the README's staging tree twice gives the same bytes (a guard for the example)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root for lchown")
+    needs_root("setting the staging tree's owner 1000")
     stage(tmp_path)
     from addon_mount._pack import pack
 

@@ -20,67 +20,22 @@ import pytest
 
 from addon_mount import RuntimeImage
 from addon_mount._archive import HARDLINK, ArchiveIndex, read_archive
-from addon_mount._builders import metadata_json
+from addon_mount._builders import (
+    BLOCK,
+    END,
+    data,
+    gnu_long_name,
+    header,
+    metadata_json,
+    pax,
+)
 from addon_mount._check import read_bundle, simulate
 
 from .conftest import cml_entries
 
-BLOCK = 512
-USTAR = b"ustar\x0000"
-GNU_MAGIC = b"ustar  \x00"
-END = bytes(2 * BLOCK)
 # Both tools print a byte that is not printable here as \ooo; others pass through.
 TOOL_ENV = {**os.environ, "LC_ALL": "C.UTF-8"}
 TOOLS = ("tar", "bsdtar")
-
-
-# --- crafting archives -------------------------------------------------------
-
-
-def header(
-    name: bytes,
-    typeflag: bytes,
-    *,
-    size: int = 0,
-    mode: int = 0o644,
-    linkname: bytes = b"",
-    magic: bytes = USTAR,
-) -> bytes:
-    """One 512-byte header; a name longer than its 100-byte field is cut, as GNU tar does."""
-    block = bytearray(BLOCK)
-    block[: min(len(name), 100)] = name[:100]
-    block[100:108] = b"%07o\x00" % mode
-    block[108:116] = block[116:124] = b"%07o\x00" % 0
-    block[124:136] = b"%011o\x00" % size
-    block[136:148] = b"%011o\x00" % 1_700_000_000
-    block[156:157] = typeflag
-    block[157 : 157 + min(len(linkname), 100)] = linkname[:100]
-    block[257:265] = magic
-    block[148:156] = b" " * 8
-    block[148:156] = b"%06o\x00 " % sum(block)
-    return bytes(block)
-
-
-def data(content: bytes) -> bytes:
-    """A member's data, padded to whole blocks."""
-    return content + bytes(-len(content) % BLOCK)
-
-
-def gnu_long_name(name: bytes) -> bytes:
-    """A GNU 'L' header carrying *name* for the header after it."""
-    return header(b"././@LongLink", b"L", size=len(name) + 1, magic=GNU_MAGIC) + data(name + b"\0")
-
-
-def pax(records: dict[bytes, bytes]) -> bytes:
-    """A local pax header ('x') with *records*."""
-    body = b""
-    for key, value in records.items():
-        record = b" %s=%s\n" % (key, value)
-        length = len(record) + 1
-        while len(b"%d" % length) + len(record) != length:
-            length += 1
-        body += b"%d" % length + record
-    return header(b"PaxHeaders/0", b"x", size=len(body)) + data(body)
 
 
 def write_archive(tmp_path: Path, *parts: bytes) -> Path:
