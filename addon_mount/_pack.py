@@ -40,6 +40,8 @@ from ._view import is_stray
 #: Every member's mtime when SOURCE_DATE_EPOCH is not set: 1980-01-01T00:00:00Z,
 #: the earliest time zip can store (what wheel and other reproducible tools use).
 DEFAULT_EPOCH: Final = 315_532_800
+#: The latest SOURCE_DATE_EPOCH accepted: 9999-12-31T23:59:59Z.
+MAX_EPOCH: Final = 253_402_300_799
 #: How many member names a change shows before summarizing the rest.
 SHOWN: Final = 3
 _COPY_CHUNK: Final = 1 << 20
@@ -98,6 +100,10 @@ def source_date_epoch(environ: dict[str, str] | None = None) -> tuple[int, str]:
         return DEFAULT_EPOCH, "SOURCE_DATE_EPOCH unset"
     if not value.isdigit():
         raise PackError(f"SOURCE_DATE_EPOCH is {value!r}; expected a number of seconds")
+    if int(value) > MAX_EPOCH:
+        raise PackError(
+            f"SOURCE_DATE_EPOCH is {value}; expected at most {MAX_EPOCH} (the end of year 9999)"
+        )
     return int(value), "SOURCE_DATE_EPOCH"
 
 
@@ -131,6 +137,10 @@ def _from_tree(root: Path, changes: _Changes) -> list[_Item]:
         for entry in entries:
             name = f"{prefix}{entry.name}"
             _check_name(name)
+            if not prefix and name in (METADATA_NAME, ARCHIVE_NAME):
+                # The bundle's files sit beside the archive, never inside it.
+                changes.add("left out the bundle's own files at the top of the tree", name)
+                continue
             if is_stray(name):
                 changes.add("left out macOS metadata", name + ("/" if entry.is_dir() else ""))
                 continue
@@ -327,12 +337,15 @@ def _resolve_hardlinks(items: list[_Item]) -> None:
             )
         groups.setdefault(target.name, [target]).append(item)
     for group in groups.values():
+        # The data's fields are read before any member of the group is rewritten:
+        # the target itself may become a link to a name that sorts before it.
         data = group[0]
+        size, opener, mode = data.size, data.open, data.mode
         holder = min(group, key=lambda i: _sort_key(i.name))
         for item in group:
             if item is holder:
-                item.kind, item.linkname, item.size, item.open = "f", "", data.size, data.open
-                item.mode = data.mode
+                item.kind, item.linkname, item.size, item.open = "f", "", size, opener
+                item.mode = mode
             else:
                 item.kind, item.linkname, item.size, item.open = "h", holder.name, 0, None
 
@@ -392,9 +405,15 @@ def write_archive(target: str | Path, items: Sequence[_Item], epoch: int) -> int
             if item.open is None:
                 tar.addfile(info)
                 continue
-            with item.open() as data:
-                counted = _SizeCheck(data, item)
-                tar.addfile(info, counted)
+            try:
+                data = item.open()
+            except OSError as exc:
+                raise PackError(
+                    f"cannot read {item.name!r}: {exc.strerror or exc}; "
+                    "pack reads every file (run it as a user who can)"
+                ) from exc
+            with data:
+                tar.addfile(info, _SizeCheck(data, item))
     return len(ordered)
 
 
@@ -465,7 +484,10 @@ def _inputs_of(
         if (source / METADATA_NAME).is_file() and bundle_archive is not None:
             own = None if generate else source / METADATA_NAME
             return None, bundle_archive, metadata or own
-        return source, None, metadata
+        # A staging tree's own metadata.json is its metadata unless a name is given.
+        own_meta = source / METADATA_NAME
+        kept = None if generate or not own_meta.is_file() else own_meta
+        return source, None, metadata or kept
     if source.is_file():
         return None, source, metadata
     if not source.exists():
@@ -548,6 +570,7 @@ def pack(
             changes.add(f"metadata.json generated: paths {', '.join(wanted)} ({how})")
         else:
             meta_bytes = _metadata_from(metadata_in)
+        created = not output.exists()
         try:
             output.mkdir(parents=True, exist_ok=True)
             count = write_atomically(
@@ -561,6 +584,11 @@ def pack(
         except OSError as exc:
             where = exc.filename or str(output)
             raise PackError(f"cannot write {str(where)!r}: {exc.strerror or exc}") from exc
+        finally:
+            if created and not (out_archive.exists() and out_meta.exists()):
+                # A failed pack leaves no half-made bundle directory behind.
+                with contextlib.suppress(OSError):
+                    output.rmdir()
     return PackResult(output, out_meta, out_archive, count, generated, changes.result())
 
 

@@ -6,8 +6,11 @@ import gzip
 import io
 import json
 import os
+import shutil
 import subprocess
+import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -287,3 +290,118 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
     status, _, err = run_cli(["pack", str(tmp_path / "nothing"), "-o", str(tmp_path / "o")], capsys)
     assert status == 2
     assert err == f"addon-mount: error: {str(tmp_path / 'nothing')!r} does not exist\n"
+
+
+def _tarball(path: Path, members: list[tuple[str, str, bytes | str]]) -> Path:
+    """A .tar.gz of (name, kind, data-or-link target) in the order given."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, kind, payload in members:
+            info = tarfile.TarInfo(name)
+            if kind == "d":
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif kind == "h":
+                info.type, info.linkname = tarfile.LNKTYPE, str(payload)
+                tar.addfile(info)
+            else:
+                data = payload if isinstance(payload, bytes) else payload.encode()
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("link", ["opt/tool/a-link", "opt/tool/z-link"])
+def test_hard_links_keep_their_data_in_either_order(tmp_path: Path, link: str) -> None:
+    """A hard link that sorts before its target still carries the target's bytes, per GNU tar."""
+    needs_tool("tar", "tar")
+    source = _tarball(
+        tmp_path / "in.tar.gz",
+        [
+            ("opt", "d", b""),
+            ("opt/tool", "d", b""),
+            ("opt/tool/m-data", "f", b"payload\n"),
+            (link, "h", "opt/tool/m-data"),
+        ],
+    )
+    result = pack(source, tmp_path / "out", name="tool", paths=["/opt/tool"], environ={})
+    extracted = tmp_path / "x"
+    extracted.mkdir()
+    subprocess.run(["tar", "-xzf", str(result.archive), "-C", str(extracted)], check=True)
+    assert (extracted / "opt/tool/m-data").read_bytes() == b"payload\n"
+    assert (extracted / link).read_bytes() == b"payload\n"
+    assert (extracted / "opt/tool/m-data").samefile(extracted / link)
+
+
+def test_a_staging_trees_own_metadata_is_used_not_packed(tmp_path: Path) -> None:
+    """metadata.json at the top of a staging tree is the metadata, not a member."""
+    stage = tmp_path / "stage"
+    (stage / "opt/tool").mkdir(parents=True)
+    (stage / "opt/tool/run").write_text("x\n")
+    meta = json.dumps({"name": "tool", "spec": {"paths": ["/opt/tool"]}}).encode()
+    (stage / "metadata.json").write_bytes(meta)
+    result = pack(stage, tmp_path / "out", environ={})
+    with tarfile.open(result.archive) as tar:
+        assert tar.getnames() == ["opt", "opt/tool", "opt/tool/run"]
+    assert result.metadata.read_bytes() == meta
+    assert any("bundle's own files" in c.what for c in result.changes)
+
+
+def test_an_epoch_past_year_9999_is_refused() -> None:
+    """A SOURCE_DATE_EPOCH no tar or calendar can hold is one clear error."""
+    with pytest.raises(PackError, match="at most 253402300799"):
+        source_date_epoch({"SOURCE_DATE_EPOCH": "99999999999999999"})
+
+
+def _pack_as(uid: int | None, stage: Path, output: Path) -> str:
+    """The PackError message of packing *stage*, as *uid* (in a forked child) or as we are."""
+    if uid is None:
+        with pytest.raises(PackError) as caught:
+            pack(stage, output, name="tool", environ={})
+        return str(caught.value)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            try:
+                pack(stage, output, name="tool", environ={})
+                message = "packed"
+            except PackError as exc:
+                message = str(exc)
+            os.write(write, message.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        message = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return message
+
+
+def test_an_unreadable_file_is_a_read_error_and_leaves_no_bundle(tmp_path: Path) -> None:
+    """A member pack cannot read is named as unreadable, and no output directory is left.
+
+    Root reads every file, so as root pack runs in a child that became uid 8536.
+    """
+    scratch = Path(tempfile.mkdtemp(prefix="addon-mount-pack-"))
+    try:
+        scratch.chmod(0o755)
+        stage = scratch / "stage"
+        (stage / "opt/tool").mkdir(parents=True)
+        (stage / "opt/tool/secret").write_text("x\n")
+        (stage / "opt/tool/secret").chmod(0)
+        writable = scratch / "w"
+        writable.mkdir()
+        output = writable / "out"
+        uid = None
+        if os.getuid() == 0:
+            os.chown(writable, 8536, 8536)
+            uid = 8536
+        message = _pack_as(uid, stage, output)
+        assert message.startswith("cannot read 'opt/tool/secret': Permission denied"), message
+        assert not output.exists()
+    finally:
+        shutil.rmtree(scratch)
