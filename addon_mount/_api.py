@@ -93,14 +93,24 @@ class RuntimeAddon:
 
 
 def addon_matches(identifier: str, name: str) -> bool:
-    """True when *identifier* (or a mount directory) is add-on *name*'s.
+    """True when *identifier* is add-on *name*'s, or may be: see :func:`name_match`."""
+    return name_match(identifier, name) is not None
+
+
+def name_match(identifier: str, name: str) -> str | None:
+    """How *identifier* holds add-on *name*: ``"exact"``, ``"suffix"``, or None.
 
     A custom add-on is ``custom-addon-<name>``, possibly with a suffix the
     workspace adds (``custom-addon-<name>-<suffix>``), as Cloudera's own
-    add-ons carry one; so ``custom-addon-tool-x`` may be ``tool``'s.
+    add-ons carry one. So ``custom-addon-tool-x7k2p`` is ``tool``'s with a
+    suffix, or another add-on's named ``tool-x7k2p``: a listing cannot tell.
     """
     registered = f"custom-addon-{name}"
-    return identifier == registered or identifier.startswith(registered + "-")
+    if identifier == registered:
+        return "exact"
+    if identifier.startswith(registered + "-"):
+        return "suffix"
+    return None
 
 
 def workspace_url(text: str) -> str:
@@ -253,14 +263,14 @@ class Workspace:
                 response = client.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
             raise ApiError(
-                f"{what}: no answer from {self.url} within {self.timeout:g} s (--timeout)"
+                f"{what}: {self.url} sent nothing for {self.timeout:g} s (--timeout)"
             ) from exc
         except httpx.ConnectError as exc:
             raise ApiError(f"{what}: cannot connect to {self.url}: {_reason(exc)}") from exc
         except httpx.TransportError as exc:
             raise ApiError(f"{what}: {self.url} broke off the call: {_reason(exc)}") from exc
         log.debug("api_response", method=method, path=path, status=response.status_code)
-        return _answer(what, response, self.url)
+        return _answer(what, response, self.url, self.key)
 
     # -- the calls ------------------------------------------------------------------------
 
@@ -281,7 +291,12 @@ class Workspace:
             if token:
                 params["page_token"] = token
             answer = self._call("listing add-ons", "GET", LIST_PATH, params=params)
-            rows = answer.get("runtime_addons") if isinstance(answer, dict) else None
+            if not isinstance(answer, dict):
+                raise ApiError(
+                    f"listing add-ons: the workspace answered a JSON {type(answer).__name__}, "
+                    "not an object with runtime_addons"
+                )
+            rows = answer.get("runtime_addons")
             if rows is None:
                 rows = []
             if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
@@ -350,8 +365,11 @@ def _reason(exc: Exception) -> str:
     return reason
 
 
-def _server_message(response: httpx.Response) -> str:
-    """The message of an API v2 error answer ``{"error", "code", "message"}``, or ''."""
+def _server_message(response: httpx.Response, key: str = "") -> str:
+    """The message of an API v2 error answer ``{"error", "code", "message"}``, or ''.
+
+    A server that echoes the key back (some proxies do) never gets it shown.
+    """
     try:
         body = response.json()
     except ValueError:
@@ -360,12 +378,14 @@ def _server_message(response: httpx.Response) -> str:
         return ""
     message = body.get("message") or body.get("error") or ""
     text = " ".join(str(message).split())
+    if key:
+        text = text.replace(key, "<API key>")
     return text[:_MESSAGE_MAX] + ("..." if len(text) > _MESSAGE_MAX else "")
 
 
-def _answer(what: str, response: httpx.Response, url: str) -> Any:
+def _answer(what: str, response: httpx.Response, url: str, key: str = "") -> Any:
     status = response.status_code
-    said = _server_message(response)
+    said = _server_message(response, key)
     detail = f": {said}" if said else ""
     if status in (301, 302, 303, 307, 308):
         where = response.headers.get("location", "")

@@ -6,6 +6,7 @@ The library returns a report; this module maps it to exit statuses:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -75,7 +76,22 @@ def _limit_options(func: Any) -> Any:
     return func
 
 
+class _ReaderGone(Exception):
+    """Standard output's reader went away (``| head``)."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        # click answers a closed pipe with exit status 1; a reader that has seen
+        # enough is no failure, so main() gets the news and exits 0.
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            raise _ReaderGone from exc
+
+
 @click.group(
+    cls=_Group,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=_help.epilog(
         [
@@ -375,9 +391,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except click.ClickException as exc:
         exc.show()
         status = exc.exit_code
-    except BrokenPipeError:
-        # The reader went away (`| head`): not an error worth a message.
-        sys.stderr.close()
+    except (BrokenPipeError, _ReaderGone):
+        # The reader went away (`| head`): not an error worth a message. What is
+        # still buffered goes nowhere, so the flush at exit cannot fail again.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
         status = EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
         if debug:

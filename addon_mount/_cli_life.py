@@ -451,8 +451,8 @@ def _bundle_files(
         ],
         [
             _help.OK,
-            (1, "error findings (warnings too, with --strict): nothing sent"),
-            (2, "could not run: no key, a taken name, the workspace refused"),
+            (1, "error findings (with --strict, warnings), or a taken name: nothing sent"),
+            (2, "could not run: no key, an untrustworthy listing, the workspace refused"),
         ],
     ),
 )
@@ -468,6 +468,19 @@ def _bundle_files(
     is_flag=True,
     help="Check, then print the call as curl (no key shown); send nothing.",
 )
+@click.option(
+    "--not-taken-by",
+    metavar="IDENTIFIER",
+    multiple=True,
+    help="An identifier like custom-addon-NAME-x that is another add-on's, not NAME with a "
+    "suffix (repeatable).",
+)
+@click.option(
+    "--trust-empty-listing",
+    "empty_listing",
+    is_flag=True,
+    help="Register even when the workspace lists no add-ons at all.",
+)
 @click.pass_context
 def register_command(
     ctx: click.Context,
@@ -482,6 +495,8 @@ def register_command(
     runtimes: tuple[str, ...],
     strict: bool,
     dry_run: bool,
+    not_taken_by: tuple[str, ...],
+    empty_listing: bool,
 ) -> None:
     """Check BUNDLE in every runtime, then register it in the workspace, once.
 
@@ -522,18 +537,20 @@ def register_command(
         click.echo(curl)
         ctx.exit(EXIT_OK)
     with _api_errors():
-        taken = [r for r in api.list_addons() if _taken_by(r, name)]
-    if taken:
-        held = ", ".join(f"{r.identifier} ({r.status or 'UNKNOWN'})" for r in taken)
-        click.echo(
-            f"addon-mount: not registering: the workspace already has {held}; a registered "
-            "name can never be reused, so choose another name; nothing was sent",
-            err=True,
+        listed = api.list_addons()
+    if not listed and not empty_listing:
+        raise _cannot(
+            "the workspace listed no add-ons at all, not even Cloudera's own (Spark, Hadoop "
+            "CLI), so its answer cannot show the name is free; nothing was sent (pass "
+            "--trust-empty-listing if the workspace really has none)"
         )
-        ctx.exit(EXIT_FINDINGS)
+    _stop_if_taken(ctx, listed, name, set(not_taken_by))
     click.echo(f"custom-addon-{name} is free in the workspace; uploading.")
-    with _upload_progress(archive_path) as progress, _api_errors():
-        api.register(meta_path, archive_path, progress)
+    with _upload_progress(archive_path) as progress:
+        try:
+            api.register(meta_path, archive_path, progress)
+        except ApiError as exc:
+            raise _cannot(str(exc) + _maybe_registered(exc)) from exc
     click.echo(
         f"Registered custom-addon-{name}: workloads started from now on mount it. "
         f"'addon-mount doctor' in a new session shows its links."
@@ -541,10 +558,50 @@ def register_command(
     ctx.exit(EXIT_OK)
 
 
-def _taken_by(row: RuntimeAddon, name: str) -> bool:
-    from ._api import addon_matches  # noqa: PLC0415
+def _stop_if_taken(
+    ctx: click.Context, listed: Sequence[RuntimeAddon], name: str, not_taken_by: set[str]
+) -> None:
+    """Exit 1 when a listed identifier is, or may be, custom-addon-*name*."""
+    from ._api import name_match  # noqa: PLC0415
 
-    return addon_matches(row.identifier, name)
+    exact = [r for r in listed if name_match(r.identifier, name) == "exact"]
+    maybe = [
+        r
+        for r in listed
+        if name_match(r.identifier, name) == "suffix" and r.identifier not in not_taken_by
+    ]
+    if not exact and not maybe:
+        return
+
+    def shown(rows: Sequence[RuntimeAddon]) -> str:
+        return ", ".join(f"{r.identifier} ({r.status or 'UNKNOWN'})" for r in rows)
+
+    if exact:
+        why = f"the workspace already has {shown(exact)}"
+    else:
+        why = (
+            f"the workspace has {shown(maybe)}, which is custom-addon-{name} with a suffix the "
+            "workspace added, or another add-on whose name starts with "
+            f"{name + '-'!r}; if it is the other, pass --not-taken-by "
+            f"{maybe[0].identifier}"
+        )
+    click.echo(
+        f"addon-mount: not registering: {why}; a registered name can never be reused, "
+        "so choose another name; nothing was sent",
+        err=True,
+    )
+    ctx.exit(EXIT_FINDINGS)
+
+
+def _maybe_registered(exc: Exception) -> str:
+    """What to add when an upload failed after the workspace may have stored it."""
+    status = getattr(exc, "status", None)
+    if status is not None and 300 <= status < 500:
+        return ""  # refused before storing anything
+    return (
+        "; the workspace may have registered it anyway: run 'addon-mount addons' before "
+        "trying again"
+    )
 
 
 # -- doctor and owns -------------------------------------------------------------------------

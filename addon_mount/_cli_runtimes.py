@@ -172,9 +172,9 @@ def runtimes_command(output_format: str, overlays_only: bool) -> int:
         click.echo(json.dumps(listed, indent=2))
         return 0
     # rich is imported here, not at the top: `check` loads this module and needs none of it.
-    from rich.console import Console  # noqa: PLC0415
+    from ._render import make_console  # noqa: PLC0415
 
-    console = Console(soft_wrap=False)
+    console = make_console(soft_wrap=False)
     if not console.is_terminal:
         console.width = 160  # piped: no terminal width to honour; keep names whole
     if not overlays_only:

@@ -35,7 +35,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
 MOUNT_ROOT = "/runtime-addons"
 REGISTERED_PREFIX = "custom-addon-"
@@ -53,14 +53,27 @@ def under(path: str, top: str) -> bool:
     return path == top or path.startswith(top.rstrip("/") + "/")
 
 
-def addon_of(mount: str, names: Sequence[str]) -> str | None:
-    """The add-on name a mount directory belongs to: ``custom-addon-<name>[-<suffix>]``."""
-    fitting = [
-        n
-        for n in names
-        if mount == REGISTERED_PREFIX + n or mount.startswith(REGISTERED_PREFIX + n + "-")
-    ]
-    return max(fitting, key=len) if fitting else None
+def addon_of(
+    mount: str,
+    names: Sequence[str],
+    holds: Callable[[str, str], bool] | None = None,
+) -> str | None:
+    """The add-on name a mount directory belongs to: ``custom-addon-<name>[-<suffix>]``.
+
+    ``custom-addon-tool`` is ``tool``'s. ``custom-addon-tool-x7k2p`` may be
+    ``tool``'s with a suffix or another add-on's (``tool-x7k2p``): it is
+    given to the longest name that fits and, when *holds* is given, only if
+    ``holds(mount, name)`` says the directory holds what that add-on ships.
+    """
+    if mount.startswith(REGISTERED_PREFIX) and mount[len(REGISTERED_PREFIX) :] in names:
+        return mount[len(REGISTERED_PREFIX) :]
+    fitting = sorted(
+        (n for n in names if mount.startswith(REGISTERED_PREFIX + n + "-")), key=len, reverse=True
+    )
+    for name in fitting:
+        if holds is None or holds(mount, name):
+            return name
+    return None
 
 
 def link_target(path: str, target: str) -> str:
@@ -257,9 +270,20 @@ def diagnose(probe: Any, requested: Mapping[str, Sequence[str]] | None = None) -
     requested = requested or {}
     names = sorted(requested)
     mounts = probe.mounts()
+
+    def holds(mount: str, name: str) -> bool:
+        # A suffixed directory is this add-on's only if it holds a path it requests.
+        return any(
+            probe.lstat(f"{MOUNT_ROOT}/{mount}/{p.strip('/')}") is not None
+            for p in requested.get(name, ())
+        )
+
+    def owner(mount: str) -> str | None:
+        return addon_of(mount, names, holds)
+
     result: dict[str, Any] = {
         "user": probe.user(),
-        "mounts": [{"dir": m, "addon": addon_of(m, names) or m} for m in mounts],
+        "mounts": [{"dir": m, "addon": owner(m) or m} for m in mounts],
         "links": [],
         "problems": [],
         "not_mounted": [],
@@ -271,14 +295,14 @@ def diagnose(probe: Any, requested: Mapping[str, Sequence[str]] | None = None) -
         mount = mount_of(target)
         if mount is None:
             continue
-        addon = addon_of(mount, names) or mount
+        addon = owner(mount) or mount
         link = {"path": path, "target": raw, "mount": mount, "addon": addon, "state": OK}
         result["links"].append(link)
         by_path[path] = link
         _check_link(probe, link, target, mounts, problems)
-        _check_shadowed(probe, link, target, mounts, names, problems)
+        _check_shadowed(probe, link, target, mounts, owner, problems)
     for name in names:
-        own = [m for m in mounts if addon_of(m, names) == name]
+        own = [m for m in mounts if owner(m) == name]
         if not own:
             result["not_mounted"].append(name)
             continue
@@ -342,7 +366,7 @@ def _check_shadowed(
     link: dict[str, Any],
     target: str,
     mounts: Sequence[str],
-    names: Sequence[str],
+    owner: Callable[[str], str | None],
     problems: list[Any],
 ) -> None:
     rel = target[len(MOUNT_ROOT) + len(link["mount"]) + 1 :]
@@ -351,7 +375,7 @@ def _check_shadowed(
     for other in mounts:
         if other == link["mount"] or probe.lstat(f"{MOUNT_ROOT}/{other}{rel}") is None:
             continue
-        shadowed = addon_of(other, names) or other
+        shadowed = owner(other) or other
         problems.append(
             _problem(
                 "AM310",

@@ -35,6 +35,21 @@ _STATUS_STYLES = {
 }
 
 
+
+def make_console(**options: Any) -> Console:
+    """A rich Console whose reader going away (``| head``) raises BrokenPipeError.
+
+    rich's own answer is ``SystemExit(1)``; the CLI treats a closed pipe as a
+    reader that has seen enough, and exits 0 as ``git log | head`` does.
+    """
+    from rich.console import Console  # noqa: PLC0415 - see the imports above
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
+    return _Console(**options)
+
 def _clean_json(value: Any) -> Any:
     if isinstance(value, str):
         return printable(value, UNENCODABLE)
@@ -137,11 +152,10 @@ def render_text(
     when its columns do not fit.
     """
     report = _clean(report)
-    from rich.console import Console  # noqa: PLC0415 - see the imports above
-    from rich.text import Text  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415 - see the imports above
 
     detected_color, detected_width = output_style(out, color)
-    console = Console(
+    console = make_console(
         file=out,
         width=max(width or detected_width, MIN_WIDTH),
         force_terminal=detected_color,

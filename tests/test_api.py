@@ -201,11 +201,23 @@ def test_strict_refuses_warnings(
     assert server.received == []
 
 
-@pytest.mark.parametrize("identifier", ["custom-addon-tool", "custom-addon-tool-x7k2p"])
+@pytest.mark.parametrize(
+    ("identifier", "words"),
+    [
+        ("custom-addon-tool", "the workspace already has custom-addon-tool (DISABLED)"),
+        (
+            "custom-addon-tool-x7k2p",
+            "the workspace has custom-addon-tool-x7k2p (DISABLED), which is custom-addon-tool "
+            "with a suffix the workspace added, or another add-on whose name starts with "
+            "'tool-'; if it is the other, pass --not-taken-by custom-addon-tool-x7k2p",
+        ),
+    ],
+)
 def test_a_taken_name_is_never_uploaded(
     server: Server,
     bundle: BundleFactory,
     identifier: str,
+    words: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """An identifier custom-addon-<name>, with or without a suffix, even disabled, stops it."""
@@ -213,8 +225,75 @@ def test_a_taken_name_is_never_uploaded(
     b = bundle("tool", ["/opt/tool"], TOOL)
     status, _, err = cli(["register", str(b), "-w", server.url, "-r", "cml-r"], capsys)
     assert status == 1
-    assert f"the workspace already has {identifier} (DISABLED)" in err
+    assert words in err
     assert server.calls("POST") == []
+
+
+def test_another_addons_name_is_not_taken_when_said_so(
+    server: Server, bundle: BundleFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--not-taken-by lets tool register beside tool-extra; the exact name still stops it."""
+    server.addons.append(addon("custom-addon-tool-extra", id=9))
+    b = bundle("tool", ["/opt/tool"], TOOL)
+    args = ["register", str(b), "-w", server.url, "-r", "cml-r"]
+    status, out, err = cli([*args, "--not-taken-by", "custom-addon-tool-extra"], capsys)
+    assert status == 0, err
+    assert "custom-addon-tool is free in the workspace" in out
+    assert len(server.calls("POST")) == 1
+    status, _, err = cli([*args, "--not-taken-by", "custom-addon-tool-extra"], capsys)
+    assert status == 1
+    assert "the workspace already has custom-addon-tool (AVAILABLE)" in err
+    assert len(server.calls("POST")) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"{}", "the workspace listed no add-ons at all"),
+        (b'{"runtime_addons": []}', "the workspace listed no add-ons at all"),
+        (b"[]", "listing add-ons: the workspace answered a JSON list, not an object"),
+        (b'"ok"', "listing add-ons: the workspace answered a JSON str, not an object"),
+    ],
+)
+def test_a_listing_that_cannot_show_the_name_is_free_stops_the_upload(
+    server: Server, body: bytes, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty or malformed listing is exit 2 with nothing sent, never a traceback."""
+    server.fail["/api/v2/runtimeaddons"] = Failure(200, body)
+    status, _, err = cli(["register", str(DOCS), "-w", server.url, "-r", "cml-r"], capsys)
+    assert status == 2
+    assert words in err
+    assert server.calls("POST") == []
+
+
+def test_an_empty_listing_can_be_trusted_when_said_so(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--trust-empty-listing registers in a workspace that really lists nothing."""
+    server.addons.clear()
+    args = ["register", str(DOCS), "-w", server.url, "-r", "cml-r", "--trust-empty-listing"]
+    status, _, err = cli(args, capsys)
+    assert status == 0, err
+    assert len(server.calls("POST")) == 1
+
+
+@pytest.mark.parametrize(
+    ("failure", "maybe"),
+    [
+        (Failure(500), True),
+        (Failure(200, b"<html>Sign in</html>", "text/html"), True),
+        (Failure(409), False),
+        (Failure(403), False),
+    ],
+)
+def test_a_failed_upload_says_whether_it_may_have_been_registered(
+    server: Server, failure: Failure, maybe: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After the upload was sent, a 5xx or odd answer warns that the add-on may exist now."""
+    server.fail["/api/v2/runtimeaddons/custom"] = failure
+    status, _, err = cli(["register", str(DOCS), "-w", server.url, "-r", "cml-r"], capsys)
+    assert status == 2
+    assert ("may have registered it anyway: run 'addon-mount addons'" in err) is maybe
 
 
 def test_dry_run_prints_curl_without_the_key(
@@ -324,6 +403,17 @@ def test_each_failure_is_one_line_and_exit_two(
     assert words in line
 
 
+def test_a_server_that_echoes_the_key_never_gets_it_shown(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An error message quoting the Authorization header is shown with the key replaced."""
+    body = json.dumps({"error": "denied", "message": f"token Bearer {KEY} is not valid"})
+    server.fail["/api/v2/runtimeaddons"] = Failure(401, body.encode())
+    status, _, err = cli(["addons", "-w", server.url], capsys)
+    assert status == 2
+    assert "token Bearer <API key> is not valid" in err
+
+
 def test_a_wrong_key_is_refused(
     server: Server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -344,7 +434,7 @@ def test_a_slow_workspace_times_out(server: Server, capsys: pytest.CaptureFixtur
     status, _, err = cli(["addons", "-w", server.url, "--timeout", "0.3"], capsys)
     assert status == 2
     assert err.strip() == (
-        f"addon-mount: error: listing add-ons: no answer from {server.url} within 0.3 s (--timeout)"
+        f"addon-mount: error: listing add-ons: {server.url} sent nothing for 0.3 s (--timeout)"
     )
 
 

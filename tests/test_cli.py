@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -336,3 +339,29 @@ def test_public_surface_is_what_users_need() -> None:
 
     assert "time_workload" not in testing.__all__
     assert {"workload", "runtimes", "HarnessError", "CannotRunProgramError"} <= set(testing.__all__)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runtimes"],
+        ["check", "fixtures/docs-example"],
+        ["check", "fixtures/docs-example", "-f", "json"],
+        ["explain", "AM301"],
+    ],
+)
+def test_a_reader_that_went_away_is_exit_zero_and_silent(args: list[str]) -> None:
+    """Output into a closed pipe (``| head`` done reading) exits 0 with nothing on stderr."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "addon_mount", *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parent.parent,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (0, b"")

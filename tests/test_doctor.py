@@ -290,3 +290,38 @@ def test_check_takes_the_two_files_by_any_name(
     )
     assert status == 2
     assert "does not exist" in err
+
+
+def test_a_suffixed_mount_is_an_addons_only_if_it_holds_its_paths() -> None:
+    """custom-addon-tool-extra is tool-extra's, not tool's, when it does not hold /opt/tool."""
+    extra = "/runtime-addons/custom-addon-tool-extra"
+    suffixed = "/runtime-addons/custom-addon-tool-x7k2p"
+    entries = [
+        Entry(extra, "d", 0o755),
+        Entry(f"{extra}/opt", "d", 0o755),
+        Entry(f"{extra}/opt/extra", "d", 0o755),
+        Entry("/opt/extra", "l", 0o777, CDSW, CDSW, 0, f"{extra}/opt/extra"),
+    ]
+    alone = RuntimeImage.from_entries([*cml_entries(), *entries], name="session")
+    result = diagnose(alone, {"tool": ["/opt/tool"]})
+    assert result["not_mounted"] == ["tool"]
+    assert [m["addon"] for m in result["mounts"]] == ["custom-addon-tool-extra"]
+    assert [link["addon"] for link in result["links"]] == ["custom-addon-tool-extra"]
+    with_suffix = RuntimeImage.from_entries(
+        [
+            *cml_entries(),
+            *entries,
+            Entry(suffixed, "d", 0o755),
+            Entry(f"{suffixed}/opt", "d", 0o755),
+            Entry(f"{suffixed}/opt/tool", "d", 0o755),
+            Entry("/opt/tool", "l", 0o777, CDSW, CDSW, 0, f"{suffixed}/opt/tool"),
+        ],
+        name="session",
+    )
+    result = diagnose(with_suffix, {"tool": ["/opt/tool"]})
+    assert result["not_mounted"] == []
+    assert {m["dir"]: m["addon"] for m in result["mounts"]} == {
+        "custom-addon-tool-extra": "custom-addon-tool-extra",
+        "custom-addon-tool-x7k2p": "tool",
+    }
+    assert result["problems"] == []
