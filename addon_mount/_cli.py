@@ -76,7 +76,7 @@ def _limit_options(func: Any) -> Any:
     return func
 
 
-class _ReaderGone(Exception):
+class _ReaderGoneError(Exception):
     """Standard output's reader went away (``| head``)."""
 
 
@@ -87,7 +87,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except BrokenPipeError as exc:
-            raise _ReaderGone from exc
+            raise _ReaderGoneError from exc
 
 
 @click.group(
@@ -391,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except click.ClickException as exc:
         exc.show()
         status = exc.exit_code
-    except (BrokenPipeError, _ReaderGone):
+    except (BrokenPipeError, _ReaderGoneError):
         # The reader went away (`| head`): not an error worth a message. What is
         # still buffered goes nowhere, so the flush at exit cannot fail again.
         with contextlib.suppress(OSError, ValueError):

@@ -35,7 +35,6 @@ _STATUS_STYLES = {
 }
 
 
-
 def make_console(**options: Any) -> Console:
     """A rich Console whose reader going away (``| head``) raises BrokenPipeError.
 
@@ -49,6 +48,7 @@ def make_console(**options: Any) -> Console:
             raise BrokenPipeError
 
     return _Console(**options)
+
 
 def _clean_json(value: Any) -> Any:
     if isinstance(value, str):
