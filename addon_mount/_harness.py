@@ -332,8 +332,9 @@ def activate(
     try:
         report = start(fs, staged, image, fresh=patcher is not None)
         owner = patcher or existing
-        _linux.install(fs, owner.fake_modules.get("os") if owner is not None else None)
-        session.identity = _session.enter(fs)
+        os_module = owner.fake_modules.get("os") if owner is not None else None
+        _linux.install(fs, os_module)
+        session.identity = _session.enter(fs, os_module)
         fs.cwd = PROJECT_VOLUME
         helpers.set_uid(CDSW_UID)
         helpers.set_gid(CDSW_GID)

@@ -18,6 +18,8 @@ before the workload started (``from os import system``) is not.
 
 from __future__ import annotations
 
+import _posixsubprocess
+import errno
 import grp
 import os
 import pwd
@@ -49,11 +51,14 @@ PASSWD_LINES: Final = (
 )
 GROUP_LINES: Final = ("root:x:0:", f"{CDSW_USER}:x:{CDSW_GID}:")
 
-# The os functions that start a program; subprocess (and os.popen, asyncio's
-# subprocesses) all end in subprocess.Popen.
+# The os functions that start a program or a process; subprocess (and os.popen,
+# asyncio's subprocesses) end in subprocess.Popen, multiprocessing in os.fork
+# or _posixsubprocess.fork_exec, pty in os.forkpty.
 _OS_PROGRAM_CALLS: Final = (
     "system",
     "popen",
+    "fork",
+    "forkpty",
     *(f"exec{suffix}" for suffix in ("l", "le", "lp", "lpe", "v", "ve", "vp", "vpe")),
     *(f"spawn{suffix}" for suffix in ("l", "le", "lp", "lpe", "v", "ve", "vp", "vpe")),
     "posix_spawn",
@@ -75,17 +80,35 @@ class CannotRunProgramError(HarnessError):
     def __init__(self, call: str, program: str) -> None:
         super().__init__(
             f"{call}({program}): a workload's filesystem is simulated in memory (pyfakefs), "
-            "so no program can run in it. To check that a program is in place, test its "
-            "file: os.access(path, os.X_OK). To test code that runs one, mock the call "
-            "(unittest.mock.patch('subprocess.run'), or pytest's monkeypatch) and assert "
-            "on the arguments it was given."
+            "so no program can run in it, nor a process start from it. To check that a "
+            "program is in place, test its file: os.access(path, os.X_OK). To test code "
+            "that runs one, mock the call (unittest.mock.patch('subprocess.run'), or "
+            "pytest's monkeypatch) and assert on the arguments it was given."
         )
         self.call = call
         self.program = program
 
 
-# Both are documented, and shown in tracebacks, as addon_mount.testing's.
-HarnessError.__module__ = CannotRunProgramError.__module__ = "addon_mount.testing"
+class NotSimulatedError(HarnessError):
+    """Code inside a workload called an ``os`` function the fake filesystem does not simulate.
+
+    Left alone, the call would reach the real system (``os.mkfifo`` would
+    make a real FIFO, ``os.pwrite`` write to whatever real file has that
+    descriptor number), so it is refused. ``call`` names the function.
+    """
+
+    def __init__(self, call: str) -> None:
+        super().__init__(
+            f"{call}: not simulated on a workload's filesystem (pyfakefs), and it would "
+            "reach the real system, so it is refused. Mock it where the code under test "
+            f"needs it (unittest.mock.patch('{call}'), or pytest's monkeypatch)."
+        )
+        self.call = call
+
+
+# All three are documented, and shown in tracebacks, as addon_mount.testing's.
+HarnessError.__module__ = "addon_mount.testing"
+CannotRunProgramError.__module__ = NotSimulatedError.__module__ = "addon_mount.testing"
 
 
 # -- the user databases -----------------------------------------------------------
@@ -193,12 +216,89 @@ def _group_functions(fs: FakeFilesystem) -> dict[str, Callable[..., Any]]:
 
 
 def _id_functions() -> dict[str, Callable[..., Any]]:
-    # pyfakefs fakes getuid and getgid; the effective ids follow them (no setuid).
+    # pyfakefs fakes getuid and getgid; the effective ids follow them.
     return {
         "geteuid": helpers.get_uid,
         "getegid": helpers.get_gid,
         "getgroups": lambda: [helpers.get_gid()],
     }
+
+
+def _set_id(name: str, get: Callable[[], int], put: Callable[[int], None]) -> Callable[..., None]:
+    """``os.set*uid``/``set*gid`` on the simulated ids: cdsw may only keep its own.
+
+    The real, effective and saved ids are one id here, as in a session;
+    -1 leaves one alone. Root may set any (the simulated id, never the process's).
+    """
+
+    def set_ids(*ids: int) -> None:
+        for value in ids:
+            if not isinstance(value, int):
+                raise TypeError(f"{name}: an integer is required, not {type(value).__name__}")
+        wanted = {value for value in ids if value != -1}
+        if get() != 0 and wanted - {get()}:
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+        if len(wanted) > 1:
+            # Only root gets here: a session's real, effective and saved ids are one.
+            raise NotSimulatedError(f"os.{name} with different ids")
+        if wanted:
+            put(wanted.pop())
+
+    set_ids.__name__ = name
+    return set_ids
+
+
+def _refuse_groups(name: str) -> Callable[..., None]:
+    def set_groups(*_: Any) -> None:
+        if helpers.get_uid() != 0:
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+        # Root's: a session's groups stay cdsw's one group.
+
+    set_groups.__name__ = name
+    return set_groups
+
+
+def _set_id_functions() -> dict[str, Callable[..., Any]]:
+    uid, gid = (helpers.get_uid, helpers.set_uid), (helpers.get_gid, helpers.set_gid)
+    functions: dict[str, Callable[..., Any]] = {}
+    for kind, (get, put) in (("uid", uid), ("gid", gid)):
+        for prefix in ("set", "sete", "setre", "setres"):
+            functions[f"{prefix}{kind}"] = _set_id(f"{prefix}{kind}", get, put)
+    functions["setgroups"] = _refuse_groups("setgroups")
+    functions["initgroups"] = _refuse_groups("initgroups")
+    return functions
+
+
+# os functions pyfakefs does not fake, which would act on the real system:
+# paths of the real disk, or real descriptors with a fake descriptor's number.
+_NOT_SIMULATED: Final = (
+    "chroot",
+    "mkfifo",
+    "statvfs",
+    "pathconf",
+    "fchdir",
+    "fstatvfs",
+    "fpathconf",
+    "pread",
+    "pwrite",
+    "preadv",
+    "pwritev",
+    "readv",
+    "writev",
+    "posix_fallocate",
+    "posix_fadvise",
+    "lockf",
+    "copy_file_range",
+    "splice",
+)
+
+
+def _refuse_unsimulated(name: str) -> Callable[..., NoReturn]:
+    def refuse(*_: Any, **__: Any) -> NoReturn:
+        raise NotSimulatedError(f"os.{name}")
+
+    refuse.__name__ = name
+    return refuse
 
 
 # -- programs ---------------------------------------------------------------------------
@@ -216,7 +316,9 @@ def _shown(args: Any) -> str:
 def _refuse_os(name: str) -> Callable[..., NoReturn]:
     def refuse(*args: Any, **_: Any) -> NoReturn:
         # spawn*(mode, path, ...) name the program second; the rest first.
-        program = args[1] if name.startswith("spawn") and len(args) > 1 else args[0] if args else ""
+        if not args:  # fork, forkpty
+            raise CannotRunProgramError(f"os.{name}", "")
+        program = args[1] if name.startswith("spawn") and len(args) > 1 else args[0]
         raise CannotRunProgramError(f"os.{name}", _shown(program))
 
     return refuse
@@ -224,6 +326,10 @@ def _refuse_os(name: str) -> Callable[..., NoReturn]:
 
 def _refuse_popen(self: subprocess.Popen[Any], args: Any, *_: Any, **__: Any) -> NoReturn:
     raise CannotRunProgramError("subprocess.Popen", _shown(args))
+
+
+def _refuse_fork_exec(args: Any = (), *_: Any, **__: Any) -> NoReturn:
+    raise CannotRunProgramError("_posixsubprocess.fork_exec", _shown(args))
 
 
 _REFUSALS: Final = {name: _refuse_os(name) for name in _OS_PROGRAM_CALLS if hasattr(os, name)}
@@ -238,10 +344,17 @@ class Saved:
 
     environ: dict[str, str | None]
     attributes: list[tuple[object, str, object]]
+    #: Functions put on the fake ``os`` module's instance, to remove.
+    added: list[tuple[object, str]] = attrs.field(factory=list)
 
 
-def enter(fs: FakeFilesystem) -> Saved:
-    """Give the process the session's identity over *fs*, and refuse programs."""
+def enter(fs: FakeFilesystem, os_module: object | None = None) -> Saved:
+    """Give the process the session's identity over *fs*, and refuse programs.
+
+    *os_module* is the fake ``os`` module code under test sees; what the
+    session adds to it (set*id on the simulated ids, refusals of calls that
+    would reach the real system) affects only that code.
+    """
     saved = Saved({name: os.environ.get(name) for name in ENVIRONMENT}, [])
     try:
         complete_databases(fs)
@@ -252,11 +365,18 @@ def enter(fs: FakeFilesystem) -> Saved:
             (os, _id_functions()),
             (os, _REFUSALS),
             (subprocess.Popen, {"__init__": _refuse_popen}),
+            (_posixsubprocess, {"fork_exec": _refuse_fork_exec}),
         ]
         for owner, functions in replacements:
             for name, function in functions.items():
                 saved.attributes.append((owner, name, getattr(owner, name)))
                 setattr(owner, name, function)
+        if os_module is not None:
+            added = _set_id_functions()
+            added.update((n, _refuse_unsimulated(n)) for n in _NOT_SIMULATED if hasattr(os, n))
+            for name, function in added.items():
+                saved.added.append((os_module, name))
+                os_module.__dict__[name] = function
     except BaseException:
         leave(saved)
         raise
@@ -265,6 +385,9 @@ def enter(fs: FakeFilesystem) -> Saved:
 
 def leave(saved: Saved) -> None:
     """Put back what :func:`enter` replaced: the environment and every function."""
+    while saved.added:
+        owner, name = saved.added.pop()
+        owner.__dict__.pop(name, None)
     while saved.attributes:
         owner, name, original = saved.attributes.pop()
         setattr(owner, name, original)

@@ -31,8 +31,17 @@ What the filesystem holds:
 The process is the session's: ``HOME``, ``USER`` and ``LOGNAME`` are set,
 ``pwd``, ``grp``, ``getpass.getuser()`` and ``os.path.expanduser`` answer
 for cdsw, and starting a program (``subprocess``, ``os.system``,
-``os.exec*``, ``os.spawn*``, ``os.posix_spawn``) raises
-:class:`CannotRunProgramError`: a fake filesystem cannot run one.
+``os.exec*``, ``os.spawn*``, ``os.posix_spawn``, ``os.fork``,
+``multiprocessing``, ``pty``) raises :class:`CannotRunProgramError`: a fake
+filesystem cannot run one. ``os.set*uid`` and ``os.set*gid`` act on the
+simulated ids (cdsw may keep its own, nothing else: ``EPERM``), and the few
+``os`` functions pyfakefs does not fake, which would reach the real system
+(``os.mkfifo``, ``os.statvfs``, ``os.pread``...), raise
+:class:`NotSimulatedError`. Who may change a file is Linux's: ``chmod``,
+``chown``, ``lchown`` and ``utime`` with given times are the owner's
+(``EPERM`` for others), ``truncate`` and ``utime`` to now need write
+permission (``EACCES``), and the set-id bits are cleared as the kernel
+clears them.
 
 Permissions are the runtime's: where cdsw may not write, writing raises
 ``EACCES``. Nothing is written to the real disk. On stopping, patching, the
@@ -63,7 +72,7 @@ from ._limits import DEFAULT_LIMITS, Limits
 from ._metadata import PROJECT_VOLUME, staging_root
 from ._report import Finding, Link, Report
 from ._runtime import BUILTIN_PREFIX, RuntimeImage, builtin_names, load_runtime
-from ._session import CDSW_USER, CannotRunProgramError, HarnessError
+from ._session import CDSW_USER, CannotRunProgramError, HarnessError, NotSimulatedError
 from ._workload import CDSW_GID, CDSW_UID, ROOT_UID, running_as
 
 __all__ = [
@@ -73,6 +82,7 @@ __all__ = [
     "CDSW_USER",
     "CannotRunProgramError",
     "HarnessError",
+    "NotSimulatedError",
     "StartedWorkload",
     "WorkloadFactory",
     "clear_cache",

@@ -6,9 +6,15 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import getpass
 import grp
+import multiprocessing
+import multiprocessing.popen_fork
+import multiprocessing.popen_spawn_posix
+import multiprocessing.resource_tracker
 import os
+import pty
 import pwd
 import subprocess
 import sys
@@ -163,7 +169,18 @@ PROGRAM_CALLS: dict[str, Callable[[], object]] = {
     "os.spawnv": lambda: os.spawnv(os.P_WAIT, "/opt/tool/bin/run", ["run"]),
     "os.posix_spawn": lambda: os.posix_spawn("/opt/tool/bin/run", ["run"], {}),
     "asyncio": lambda: asyncio.run(asyncio.create_subprocess_exec("ls")),  # type: ignore[arg-type]
+    "os.fork": lambda: os.fork(),  # noqa: PLW0108 - looked up inside the workload
+    "os.forkpty": lambda: os.forkpty(),  # noqa: PLW0108
+    "pty.spawn": lambda: pty.spawn(["ls"]),
+    "multiprocessing fork": lambda: _process("fork"),
+    "multiprocessing spawn": lambda: _process("spawn"),
 }
+
+
+def _process(method: str) -> None:
+    # Its modules are imported above: one first imported while pyfakefs patches is
+    # left holding that patcher's fake os module after it stops.
+    multiprocessing.get_context(method).Process(target=print).start()
 
 
 @pytest.mark.parametrize("call", PROGRAM_CALLS.values(), ids=PROGRAM_CALLS.keys())
@@ -209,3 +226,79 @@ def test_programs_run_again_after_the_workload(tool: Path) -> None:
         [sys.executable, "-c", "print('real')"], capture_output=True, text=True, check=True
     )
     assert done.stdout == "real\n"
+
+
+def test_a_fork_names_no_program(session: testing.StartedWorkload) -> None:
+    """A fork is refused as a process start, with nothing made up for a program."""
+    with pytest.raises(testing.CannotRunProgramError) as caught:
+        os.fork()
+    assert (caught.value.call, caught.value.program) == ("os.fork", "")
+    assert str(caught.value).startswith("os.fork(): ")
+    with pytest.raises(testing.CannotRunProgramError) as caught:
+        _process("spawn")
+    assert caught.value.call == "_posixsubprocess.fork_exec"
+    assert sys.executable in caught.value.program
+
+
+# -- calls that would reach the real system -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "call"),
+    [
+        ("os.mkfifo", lambda: os.mkfifo("/tmp/fifo")),
+        ("os.statvfs", lambda: os.statvfs("/opt/tool")),
+        ("os.chroot", lambda: os.chroot("/opt/tool")),
+        ("os.pwrite", lambda: os.pwrite(os.open("/tmp/f", os.O_CREAT | os.O_WRONLY), b"x", 0)),
+        ("os.pread", lambda: os.pread(os.open("/etc/passwd", os.O_RDONLY), 1, 0)),
+    ],
+)
+def test_unsimulated_calls_are_refused(
+    session: testing.StartedWorkload, name: str, call: Callable[[], object]
+) -> None:
+    """An os function pyfakefs does not fake is refused, naming it, and touches no real file."""
+    with pytest.raises(testing.NotSimulatedError) as caught:
+        call()
+    assert caught.value.call == name
+    assert isinstance(caught.value, testing.HarnessError)
+    assert f"unittest.mock.patch('{name}')" in str(caught.value)
+
+
+def test_no_fifo_is_made_on_the_real_disk(tool: Path, tmp_path: Path) -> None:
+    """A path the fake filesystem lacks is not created for real (os.mkfifo would)."""
+    target = tmp_path / "fifo"
+    with testing.workload(tool), pytest.raises(testing.NotSimulatedError):
+        os.mkfifo(target)
+    assert not target.exists()
+    assert os.mkfifo.__module__ == "posix"  # the real function is back
+
+
+def test_set_ids_keep_cdsw(session: testing.StartedWorkload) -> None:
+    """cdsw may set its own ids but no other, and never changes the process's."""
+    real_uid = os.getresuid() if hasattr(os, "getresuid") else None
+    os.setuid(8536)
+    os.setgid(8536)
+    os.setresuid(-1, 8536, -1)
+    for call in (
+        lambda: os.setuid(0),
+        lambda: os.seteuid(0),
+        lambda: os.setreuid(8536, 0),
+        lambda: os.setgid(0),
+        lambda: os.setgroups([0]),
+        lambda: os.initgroups("cdsw", 0),
+    ):
+        with pytest.raises(PermissionError) as caught:
+            call()
+        assert caught.value.errno == errno.EPERM
+    assert (os.getuid(), os.geteuid(), os.getgid()) == (8536, 8536, 8536)
+    if real_uid is not None:
+        assert os.getresuid() == real_uid
+
+
+def test_root_sets_the_simulated_id(session: testing.StartedWorkload) -> None:
+    """As root (wl.as_root()), setuid changes the simulated user, as it would the process's."""
+    with session.as_root():
+        os.setuid(8536)
+        assert os.getuid() == 8536
+        with pytest.raises(PermissionError):
+            Path("/root/x").write_text("x")
