@@ -82,6 +82,9 @@ _RUNTIMES: dict[tuple[object, ...], RuntimeImage] = {}
 _INDEXES: weakref.WeakKeyDictionary[RuntimeImage, RuntimeIndex] = weakref.WeakKeyDictionary()
 # Start-ups in a fresh filesystem, by runtime and bundles (ids, kept alive by the value).
 _OUTCOMES: dict[tuple[int, ...], tuple[object, Report, tuple[Created, ...]]] = {}
+# Runtimes with Cloudera add-ons attached, by (base image id, add-on names); the
+# value holds the base too, so its id is not reused while the entry lives.
+_ATTACHED: dict[tuple[int, tuple[str, ...]], tuple[RuntimeImage, RuntimeImage]] = {}
 _CACHE_MAX: Final = 256
 
 
@@ -97,6 +100,7 @@ def clear_caches() -> None:
     _RUNTIMES.clear()
     _INDEXES.clear()
     _OUTCOMES.clear()
+    _ATTACHED.clear()
     _builtin_key.cache_clear()
 
 
@@ -217,15 +221,57 @@ def real_filesystem() -> Iterator[None]:
 # -- one workload -------------------------------------------------------------------
 
 
+def with_cloudera_addons(
+    image: RuntimeImage, cloudera_addons: str | Sequence[str] | None
+) -> RuntimeImage:
+    """*image* with the Cloudera add-ons *cloudera_addons* names attached, once per process.
+
+    A workload is one session, so the names must be add-ons one session can
+    attach together (one Spark). ``None`` or ``"none"`` attaches nothing; a
+    runtime that shows Cloudera add-ons already is used as it is.
+    """
+    from ._overlays import (  # noqa: PLC0415 - only this path needs the catalogue
+        attach,
+        combinations,
+        selection,
+        shows_cloudera_addons,
+    )
+
+    if cloudera_addons is None:
+        return image
+    try:
+        chosen = selection(cloudera_addons)
+    except ValueError as exc:
+        raise HarnessError(f"cloudera_addons={cloudera_addons!r}: {exc}") from exc
+    if not chosen or shows_cloudera_addons(image):
+        return image
+    sets = combinations(chosen)
+    if len(sets) > 1:
+        shown = "; ".join(", ".join(o.name for o in combo) for combo in sets)
+        raise HarnessError(
+            f"cloudera_addons={cloudera_addons!r}: a workload is one session, and one "
+            f"session attaches one of each kind (one Spark); these are {len(sets)} "
+            f"sessions ({shown}): start one workload per set, naming it"
+        )
+    names = tuple(o.name for o in sets[0])
+    key = (id(image), names)
+    found = _ATTACHED.get(key)
+    if found is None or found[0] is not image:
+        found = (image, attach(image, sets[0]))
+        _remember(_ATTACHED, key, found)
+    return found[1]
+
+
 def _read_inputs(
     bundles: Iterable[str | os.PathLike[str]],
     runtime: str | os.PathLike[str] | RuntimeImage | None,
     limits: Limits,
+    cloudera_addons: str | Sequence[str] | None = None,
 ) -> tuple[list[StagedBundle], RuntimeImage]:
     """Load the runtime and read the bundles from the real filesystem (pyfakefs paused)."""
     read: list[StagedBundle | Path] = []
     with real_filesystem():
-        image = load_runtime_image(runtime)
+        image = with_cloudera_addons(load_runtime_image(runtime), cloudera_addons)
         runtime_index(image)
         for directory in bundles:
             path = Path(directory)
@@ -308,6 +354,7 @@ def activate(
     bundles: Iterable[str | os.PathLike[str]],
     runtime: str | os.PathLike[str] | RuntimeImage | None,
     limits: Limits,
+    cloudera_addons: str | Sequence[str] | None = None,
 ) -> tuple[Session, Report]:
     """Start a workload and patch it in for the caller, as cdsw; undo with :func:`deactivate`."""
     if _ACTIVE:
@@ -315,7 +362,7 @@ def activate(
             "a workload is already active in this process: one workload at a time "
             "(leave the first one's context first)"
         )
-    staged, image = _read_inputs(bundles, runtime, limits)
+    staged, image = _read_inputs(bundles, runtime, limits, cloudera_addons)
     ids = helpers.get_uid(), helpers.get_gid()
     existing = active_patcher()
     patcher: Patcher | None = None

@@ -2,8 +2,8 @@
 
 A Cloudera AI session runs its code as ``cdsw`` (uid and gid 8536) with
 ``HOME=/home/cdsw``. While a workload is active, :func:`enter` makes the
-process answer that way: the environment's ``HOME``, ``USER`` and
-``LOGNAME``; ``pwd`` and ``grp`` lookups, answered from the workload's own
+process answer that way: the environment's ``HOME``, ``USER``, ``LOGNAME``
+and ``PATH``; ``pwd`` and ``grp`` lookups, answered from the workload's own
 ``/etc/passwd`` and ``/etc/group`` (which get the lines for root and cdsw
 the runtime image has but its snapshot cannot record); ``os.geteuid``,
 ``os.getegid`` and ``os.getgroups``, as pyfakefs's ``os.getuid`` already is.
@@ -39,7 +39,26 @@ from ._workload import CDSW_GID, CDSW_UID, ROOT_UID, running_as
 
 #: The session's user name and the environment it runs with.
 CDSW_USER: Final = "cdsw"
-ENVIRONMENT: Final = {"HOME": PROJECT_VOLUME, "USER": CDSW_USER, "LOGNAME": CDSW_USER}
+#: A session's PATH: pip's user scripts (``/etc/pip.conf`` sets ``user = true``),
+#: conda's where the runtime has it, then Debian's (the order is inferred).
+SESSION_PATH: Final = ":".join(
+    (
+        f"{PROJECT_VOLUME}/.local/bin",
+        "/opt/conda/bin",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    )
+)
+ENVIRONMENT: Final = {
+    "HOME": PROJECT_VOLUME,
+    "USER": CDSW_USER,
+    "LOGNAME": CDSW_USER,
+    "PATH": SESSION_PATH,
+}
 USERS_FILE: Final = "/etc/passwd"
 GROUPS_FILE: Final = "/etc/group"
 # What every Cloudera runtime's databases hold for root and cdsw: Debian's root,

@@ -100,11 +100,12 @@ def addon_runtime(request: pytest.FixtureRequest) -> str | None:
 def addon_workload(addon_runtime: str | None) -> Iterator[WorkloadFactory]:
     """Start a simulated Cloudera AI workload; the test then runs inside it, as cdsw.
 
-    Call it as ``addon_workload(*bundles, runtime=None)``: bundle
+    Call it as ``addon_workload(*bundles, runtime=None, cloudera_addons=None)``: bundle
     directories (str or Path) enabled together, and the runtime as
     ``--runtime`` takes it (a built-in name, a snapshot file, a docker-export
     tarball, a root directory, or a RuntimeImage; default the
-    ``addon_runtime`` fixture's, else the embedded default runtime). It
+    ``addon_runtime`` fixture's, else the embedded default runtime), and
+    Cloudera's own add-ons to attach first (``"default"``, or names). It
     returns a :class:`~addon_mount.testing.StartedWorkload` with ``ok``,
     ``findings``, ``links``, ``report`` and ``assert_ok()``.
 

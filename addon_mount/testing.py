@@ -238,6 +238,7 @@ def workload(
     runtime: RuntimeArg = None,
     *,
     limits: Limits = DEFAULT_LIMITS,
+    cloudera_addons: str | Sequence[str] | None = None,
 ) -> Iterator[StartedWorkload]:
     """Start a workload with *bundles* enabled in *runtime*; patch it in for the block.
 
@@ -250,12 +251,18 @@ def workload(
     and reused while unchanged; the first start-up with given inputs runs the
     simulation, later ones rebuild what it created and reuse its report.
 
+    *cloudera_addons* attaches Cloudera's own add-ons first, as a session
+    with them enabled has them: names ``addon-mount runtimes`` lists
+    (comma-separated, or a list), or ``"default"`` (the newest Spark, the
+    Hadoop CLI and cmladdon). One session attaches one Spark, so the names
+    must go together. Default: none, the runtime alone.
+
     Yields the :class:`StartedWorkload`. A broken add-on does not raise: its
     findings are in ``findings`` and the rest of the workload is in place.
     Raises :class:`~addon_mount.CheckError` or
     :class:`~addon_mount.RuntimeLoadError` when an input cannot be read, and
-    :class:`HarnessError` when a workload is already active or *runtime*
-    names more than one runtime.
+    :class:`HarnessError` when a workload is already active, *runtime*
+    names more than one runtime, or *cloudera_addons* more than one session.
 
     On leaving (or at :meth:`StartedWorkload.stop`), the patching, the
     environment, the pyfakefs user and group ids and (when it built into an
@@ -265,7 +272,7 @@ def workload(
         # Any path-like object: a path made while pyfakefs patches is not a pathlib.Path.
         bundles = [bundles]
     _render.import_rich()  # for assert_ok(): see import_rich
-    session, report = _harness.activate(bundles, runtime, limits)
+    session, report = _harness.activate(bundles, runtime, limits, cloudera_addons)
     started = StartedWorkload(session, report)
     try:
         yield started
@@ -295,6 +302,7 @@ class WorkloadFactory:
         *bundles: BundlePath | Sequence[BundlePath],
         runtime: RuntimeArg = None,
         limits: Limits = DEFAULT_LIMITS,
+        cloudera_addons: str | Sequence[str] | None = None,
     ) -> StartedWorkload:
         """Start a workload: bundles as arguments (or one list), then as :func:`workload`.
 
@@ -316,7 +324,9 @@ class WorkloadFactory:
             else:
                 flat.extend(item)
         chosen = self.runtime if runtime is None else runtime
-        self.started = self._stack.enter_context(workload(flat, chosen, limits=limits))
+        self.started = self._stack.enter_context(
+            workload(flat, chosen, limits=limits, cloudera_addons=cloudera_addons)
+        )
         return self.started
 
     def close(self) -> None:

@@ -107,8 +107,9 @@ def test_every_readme_example_runs(project: pytest.Pytester) -> None:
     for name, code in tests.items():
         (project.path / name).write_text(code)
     result = project.runpytest("-v")
-    result.assert_outcomes(passed=25)  # 13, and one per built-in runtime
+    result.assert_outcomes(passed=26)  # 14, and one per built-in runtime
     result.stdout.fnmatch_lines(["*test_driver_in_every_runtime?cml-conda? PASSED*"])
+    result.stdout.fnmatch_lines(["*test_with_spark.py::test_driver_beside_spark PASSED*"])
     for name, code in scripts.items():
         (project.path / name).write_text(code)
         ran = project.runpython(project.path / name)

@@ -16,6 +16,7 @@ import multiprocessing.resource_tracker
 import os
 import pty
 import pwd
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -60,6 +61,25 @@ def test_environment_is_the_sessions(session: testing.StartedWorkload) -> None:
     assert Path.home() == Path("/home/cdsw")
     assert getpass.getuser() == "cdsw"
     Path("~/.cache/tool").expanduser().mkdir(parents=True)  # cdsw's own home is writable
+
+
+def test_path_is_the_sessions(session: testing.StartedWorkload) -> None:
+    """PATH is a session's, so shutil.which finds an add-on's program where a session would."""
+    assert os.environ["PATH"].split(":")[:2] == ["/home/cdsw/.local/bin", "/opt/conda/bin"]
+    assert "/usr/local/bin" in os.environ["PATH"].split(":")
+    Path("/home/cdsw/.local/bin").mkdir(parents=True)
+    Path("/home/cdsw/.local/bin/mytool").write_text("#!/bin/sh\n")
+    assert shutil.which("mytool") is None  # not executable yet
+    Path("/home/cdsw/.local/bin/mytool").chmod(0o755)
+    assert shutil.which("mytool") == "/home/cdsw/.local/bin/mytool"
+
+
+def test_path_is_put_back(tool: Path) -> None:
+    """The test process's PATH is back once the workload stops."""
+    before = os.environ["PATH"]
+    with testing.workload(tool):
+        assert os.environ["PATH"] != before
+    assert os.environ["PATH"] == before
 
 
 def test_pwd_and_grp_answer_for_cdsw(session: testing.StartedWorkload) -> None:

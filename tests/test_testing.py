@@ -16,6 +16,7 @@ import grp
 import io
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -721,3 +722,58 @@ def test_runtimes_suggests_the_nearest_name() -> None:
     with pytest.raises(RuntimeLoadError) as caught:
         testing.runtimes("nothing-like-it")
     assert "did you mean" not in str(caught.value)
+
+
+# -- Cloudera's own add-ons ----------------------------------------------------------------
+
+
+def test_cloudera_addons_are_attached_as_a_session_has_them(bundle: BundleFactory) -> None:
+    """cloudera_addons= links Spark, the Hadoop CLI and cmladdon first, from their mounts."""
+    tool = bundle("tool", ["/opt/tool"], TOOL)
+    with testing.workload(tool) as alone:
+        assert not os.path.lexists("/opt/spark")
+    assert alone.ok
+    with testing.workload(tool, cloudera_addons="default") as wl:
+        assert os.readlink("/opt/spark").startswith("/runtime-addons/spark3")
+        assert os.path.isdir("/opt/cmladdons")  # noqa: PTH112
+        assert os.path.isdir("/etc/hadoop/conf")  # noqa: PTH112
+        assert os.path.isfile("/opt/tool/bin/run")
+    assert wl.ok
+
+
+def test_a_path_cloudera_ships_collides_only_with_its_addon(bundle: BundleFactory) -> None:
+    """A bundle asking for /opt/spark passes alone, and fails where Spark is attached."""
+    spark = bundle("myspark", ["/opt/spark"], [("opt/spark", "d", 0o755, None)])
+    with testing.workload(spark) as alone:
+        pass
+    assert alone.ok
+    factory = testing.WorkloadFactory()
+    try:
+        attached = factory(spark, cloudera_addons="spark3")
+        assert not attached.ok
+        assert "AM301" in {f.code for f in attached.findings}
+        assert os.readlink("/opt/spark").startswith("/runtime-addons/spark3")
+    finally:
+        factory.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("spark2,spark3", "one session attaches one of each kind (one Spark)"),
+        ("all", "start one workload per set"),
+        ("sparky", "sparky"),
+        ("none,all", "stand alone"),
+    ],
+)
+def test_cloudera_addons_one_session_cannot_have(
+    bundle: BundleFactory, value: str, message: str
+) -> None:
+    """Names no one session can attach, or no add-on has, are a HarnessError saying so."""
+    tool = bundle("tool", ["/opt/tool"], TOOL)
+    with (
+        pytest.raises(testing.HarnessError, match=re.escape(message)),
+        testing.workload(tool, cloudera_addons=value),
+    ):
+        pass
+    assert not os.path.lexists("/opt/tool")
