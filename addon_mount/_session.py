@@ -33,26 +33,15 @@ from pyfakefs.fake_file import FakeDirectory, FakeFile
 from pyfakefs.fake_filesystem import FakeFilesystem
 
 from . import _linux
+from ._audit import WORKLOAD_PATH
 from ._linux import objects
 from ._metadata import PROJECT_VOLUME
 from ._workload import CDSW_GID, CDSW_UID, ROOT_UID, running_as
 
 #: The session's user name and the environment it runs with.
 CDSW_USER: Final = "cdsw"
-#: A session's PATH: pip's user scripts (``/etc/pip.conf`` sets ``user = true``),
-#: conda's where the runtime has it, then Debian's (the order is inferred).
-SESSION_PATH: Final = ":".join(
-    (
-        f"{PROJECT_VOLUME}/.local/bin",
-        "/opt/conda/bin",
-        "/usr/local/sbin",
-        "/usr/local/bin",
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-    )
-)
+#: A session's PATH, as the runtime images set it.
+SESSION_PATH: Final = ":".join(WORKLOAD_PATH)
 ENVIRONMENT: Final = {
     "HOME": PROJECT_VOLUME,
     "USER": CDSW_USER,
