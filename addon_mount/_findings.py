@@ -90,6 +90,16 @@ _REPLACE = (
     "mounting it, fix the bundle, check it, and register it under a new name: a "
     "registered add-on can never be updated or removed, and its name stays taken."
 )
+_REPLACE_LOWER = "d" + _REPLACE[1:]
+# What to do about a problem the registration API may or may not have refused.
+_IF_REGISTERED = (
+    "If the workspace registered it anyway ('addon-mount addons --workspace URL' lists "
+    "it): " + _REPLACE_LOWER
+)
+_IF_REFUSED = (
+    "If the call failed, nothing is registered: fix the bundle and check it again. "
+    + _IF_REGISTERED
+)
 
 RULES: Mapping[str, Rule] = _rules(
     # AM1xx: the bundle and its metadata.json
@@ -101,6 +111,14 @@ RULES: Mapping[str, Rule] = _rules(
         "Put the metadata file the registration call uploads, named metadata.json, "
         "in the bundle directory.",
         "bundle/ holds only addon.tar.gz",
+        workload_shows=(
+            "Nothing: the registration call uploads metadata.json and the archive together, "
+            "so a bundle without one cannot be registered and no workload mounts it."
+        ),
+        after_registration=(
+            "Nothing is registered without both files: add metadata.json and check the "
+            "bundle again."
+        ),
     ),
     Rule(
         "AM101",
@@ -109,6 +127,13 @@ RULES: Mapping[str, Rule] = _rules(
         "bundle has no single archive",
         "Keep exactly one archive in the bundle: addon.tar.gz, or a single *.tar.gz.",
         "bundle/ holds a.tar.gz and b.tar.gz and no addon.tar.gz",
+        workload_shows=(
+            "Nothing yet: which archive is uploaded decides what every workload mounts."
+        ),
+        after_registration=(
+            "If one of them was registered, check that one as it was sent ('addon-mount "
+            "check --metadata FILE --archive FILE'); if it fails, " + _REPLACE_LOWER
+        ),
     ),
     Rule(
         "AM110",
@@ -117,6 +142,12 @@ RULES: Mapping[str, Rule] = _rules(
         "metadata.json is not valid JSON",
         'Save metadata.json as UTF-8 JSON: {"name": "<name>", "spec": {"paths": ["/abs/path"]}}.',
         '{"name": "x", "spec": {"paths": ["/opt/x"],}}  (trailing comma)',
+        workload_shows=(
+            "Most likely nothing: the API cannot read the add-on's name and paths, so it "
+            "should refuse the call (its answer is not documented), and no workload mounts "
+            "an add-on that is not registered."
+        ),
+        after_registration=_IF_REFUSED,
     ),
     Rule(
         "AM111",
@@ -126,6 +157,12 @@ RULES: Mapping[str, Rule] = _rules(
         "Give each field the type the API expects: name a string, spec an object, "
         "spec.paths a non-empty list of strings.",
         '{"name": "x", "spec": {"paths": "/opt/x"}}  (paths is not a list)',
+        workload_shows=(
+            "Most likely nothing: the API should refuse metadata without a name and a list "
+            "of paths (its answer is not documented); a workload mounts only registered "
+            "add-ons."
+        ),
+        after_registration=_IF_REFUSED,
     ),
     Rule(
         "AM112",
@@ -134,6 +171,10 @@ RULES: Mapping[str, Rule] = _rules(
         "metadata.json has an unknown field",
         "Remove the field: the registration API ignores it, so it does nothing.",
         '{"name": "x", "version": "1", "spec": {"paths": ["/opt/x"]}}',
+        workload_shows=("Nothing: the API ignores the field."),
+        after_registration=(
+            "Nothing to do: the field had no effect; leave it out of the next add-on's metadata."
+        ),
     ),
     Rule(
         "AM120",
@@ -143,6 +184,14 @@ RULES: Mapping[str, Rule] = _rules(
         "Use 1 to 35 characters from a-z, 0-9, '_' and '-'. A registered name is "
         "burnt forever, so choose it before registering.",
         '"name": "My.Addon"',
+        workload_shows=(
+            "Nothing if the API refuses the name, as the documented naming rule says it "
+            "must: the add-on is not registered and no workload mounts it."
+        ),
+        after_registration=(
+            "If the call failed, nothing is registered and no name is taken: choose a "
+            "valid name and check again. " + _IF_REGISTERED
+        ),
     ),
     Rule(
         "AM130",
@@ -151,6 +200,11 @@ RULES: Mapping[str, Rule] = _rules(
         "path is not absolute",
         "Write the path the workload sees, starting with '/'.",
         '"paths": ["usr/bin/tool"]',
+        workload_shows=(
+            "The link is made relative to whatever directory the start-up runs in (not "
+            "documented), not at the path users look for: they find nothing there."
+        ),
+        after_registration=_IF_REFUSED,
     ),
     Rule(
         "AM131",
@@ -159,6 +213,14 @@ RULES: Mapping[str, Rule] = _rules(
         "path ends with '/'",
         "Drop the trailing '/': the product rejects it and the link is the path itself.",
         '"paths": ["/opt/tool/"]',
+        workload_shows=(
+            "Nothing if the API refuses it, as the documentation says paths must not end "
+            "with '/': the add-on is not registered."
+        ),
+        after_registration=(
+            "If the call failed, nothing is registered: drop the '/' and check again. "
+            + _IF_REGISTERED
+        ),
     ),
     Rule(
         "AM132",
@@ -167,6 +229,12 @@ RULES: Mapping[str, Rule] = _rules(
         "path is not normalized",
         "Remove '.', '..' and repeated '/' so the path names one place.",
         '"paths": ["/opt/../usr//bin/tool"]',
+        workload_shows=(
+            "The link is made where the path resolves, and '..' after a symlinked directory "
+            "goes to the link target's parent: users may find the content somewhere else "
+            "than the path reads, or the link fails."
+        ),
+        after_registration=_IF_REFUSED,
     ),
     Rule(
         "AM133",
@@ -175,6 +243,11 @@ RULES: Mapping[str, Rule] = _rules(
         "path is listed twice",
         "List each path once.",
         '"paths": ["/opt/tool", "/opt/tool"]',
+        workload_shows=(
+            "The second symlink fails with 'File exists' (EEXIST), the first having made "
+            "the path; whether that stops the workload is not documented."
+        ),
+        after_registration=_IF_REFUSED,
     ),
     Rule(
         "AM134",
@@ -183,6 +256,12 @@ RULES: Mapping[str, Rule] = _rules(
         "path is nested inside another path of the add-on",
         "Request only the outer path: the inner one already comes through its link.",
         '"paths": ["/opt/tool", "/opt/tool/bin"]',
+        workload_shows=(
+            "The inner symlink is made through the outer link, inside the read-only mount: "
+            "it fails with 'File exists' (EEXIST) where the archive has the path, "
+            "'Read-only file system' (EROFS) where not."
+        ),
+        after_registration=_IF_REFUSED,
     ),
     Rule(
         "AM135",
@@ -192,6 +271,12 @@ RULES: Mapping[str, Rule] = _rules(
         "Choose a path outside /runtime-addons, /proc, /sys and /dev; the platform "
         "mounts over those.",
         '"paths": ["/runtime-addons/tool"]',
+        workload_shows=(
+            "The platform mounts /runtime-addons, /proc, /sys and /dev over the runtime: "
+            "the link is hidden by the mount or fails, and under /runtime-addons it looks "
+            "like an add-on's mount."
+        ),
+        after_registration=_IF_REFUSED,
     ),
     Rule(
         "AM136",
@@ -200,6 +285,10 @@ RULES: Mapping[str, Rule] = _rules(
         "path is the root directory",
         "Request a path below '/': the root always exists.",
         '"paths": ["/"]',
+        workload_shows=(
+            "The symlink at '/' fails with 'File exists' (EEXIST): the root always exists."
+        ),
+        after_registration=_IF_REFUSED,
     ),
     Rule(
         "AM140",
@@ -209,6 +298,13 @@ RULES: Mapping[str, Rule] = _rules(
         "Choose a path outside /home/cdsw: the project's files are mounted there, so the "
         "link would appear among users' files or collide with them.",
         '"paths": ["/home/cdsw/tool"]',
+        workload_shows=(
+            "The link appears among the project's own files in /home/cdsw, in every "
+            "project, and fails with 'File exists' (EEXIST) where a project has a file of "
+            "that name."
+        ),
+        after_registration="If users can live with the link among their files, nothing; otherwise "
+        + _REPLACE_LOWER,
     ),
     Rule(
         "AM141",
@@ -218,6 +314,15 @@ RULES: Mapping[str, Rule] = _rules(
         "Build a custom runtime instead: injecting Python or R libraries through an "
         "add-on is not supported.",
         '"paths": ["/usr/local/lib/python3.10/site-packages/mylib"]',
+        workload_shows=(
+            "The library is importable as long as it matches each runtime's Python or R; it "
+            "is not supported, and breaks (ImportError, crashes) where a runtime's "
+            "interpreter differs."
+        ),
+        after_registration=(
+            "Move the library to a custom runtime; if it breaks workloads meanwhile, "
+            + _REPLACE_LOWER
+        ),
     ),
     # AM2xx: the archive
     Rule(
@@ -227,6 +332,12 @@ RULES: Mapping[str, Rule] = _rules(
         "archive is not gzip-compressed",
         "Create it with 'tar -czf addon.tar.gz <top-level dirs>': the platform expects gzip.",
         "addon.tar.gz is really a plain tar, or bzip2, xz, zstd or zip",
+        workload_shows=(
+            "Not documented: the platform expects gzip; if it registers the archive but "
+            "cannot unpack it, the mount holds nothing and every link dangles ('No such "
+            "file or directory', ENOENT)."
+        ),
+        after_registration=_IF_REFUSED,
     ),
     Rule(
         "AM201",
@@ -235,6 +346,11 @@ RULES: Mapping[str, Rule] = _rules(
         "archive is truncated or corrupt",
         "Create the archive again and compare its checksum with the copy you upload.",
         "the upload stopped half way: unexpected end of data in member usr/bin/tool",
+        workload_shows=(
+            "Not documented: what is unpacked from a damaged archive; the members after the "
+            "damage are missing, so the links to them dangle (ENOENT)."
+        ),
+        after_registration=_IF_REFUSED,
     ),
     Rule(
         "AM210",
@@ -245,6 +361,12 @@ RULES: Mapping[str, Rule] = _rules(
         "'tar -C root -czf addon.tar.gz usr opt'.",
         "member '/etc/passwd' or '../../etc/passwd'",
         per_member=True,
+        workload_shows=(
+            "Depends on the platform's extractor (not documented): the member lands outside "
+            "the add-on's directory or is dropped; either way the path it names is not in "
+            "the mount."
+        ),
+        after_registration="Disable it at once: " + _REPLACE_LOWER,
     ),
     Rule(
         "AM211",
@@ -254,6 +376,12 @@ RULES: Mapping[str, Rule] = _rules(
         "Make the link relative and keep its target inside the archive.",
         "member 'opt/tool/lib' -> '../../../etc'",
         per_member=True,
+        workload_shows=(
+            "The link in the mount resolves outside the add-on, in the runtime: it dangles "
+            "('No such file or directory', ENOENT) where the runtime lacks the target, and "
+            "shows the runtime's own files where it has it."
+        ),
+        after_registration=_REPLACE,
     ),
     Rule(
         "AM212",
@@ -264,6 +392,12 @@ RULES: Mapping[str, Rule] = _rules(
         "the archive, or check it exists in every runtime.",
         "member 'opt/tool/java' -> '/usr/lib/jvm/default-java'",
         per_member=True,
+        workload_shows=(
+            "Works in runtimes that have the target; in the others the link dangles ('No "
+            "such file or directory', ENOENT)."
+        ),
+        after_registration="Where every runtime users pick has the target, nothing; otherwise "
+        + _REPLACE_LOWER,
     ),
     Rule(
         "AM213",
@@ -273,6 +407,11 @@ RULES: Mapping[str, Rule] = _rules(
         "Remove it: an add-on can only carry files, directories and links.",
         "member 'opt/tool/null' is a character device",
         per_member=True,
+        workload_shows=(
+            "Not documented: the member may be dropped, or fail the unpacking; nothing in a "
+            "workload can use it."
+        ),
+        after_registration="If workloads start and work, nothing; otherwise " + _REPLACE_LOWER,
     ),
     Rule(
         "AM214",
@@ -282,6 +421,12 @@ RULES: Mapping[str, Rule] = _rules(
         "Clear the bit ('chmod u-s,g-s'): an add-on must not raise privileges.",
         "member 'usr/bin/tool' has mode 4755",
         per_member=True,
+        workload_shows=(
+            "Whether the bit survives the mount is not documented (read-only add-on mounts "
+            "are likely nosuid); where it does, the program runs with its owner's "
+            "privileges for every user."
+        ),
+        after_registration="Disable it at once: " + _REPLACE_LOWER,
     ),
     Rule(
         "AM220",
@@ -291,6 +436,12 @@ RULES: Mapping[str, Rule] = _rules(
         "Create the archive again from one tree; extractors keep only the last copy.",
         "'usr/bin/tool' appears twice",
         per_member=True,
+        workload_shows=(
+            "The last copy is the one unpacked (GNU tar and bsdtar both keep it): users get "
+            "that content, which may not be the one intended."
+        ),
+        after_registration="If the last copy is the right one, nothing; otherwise "
+        + _REPLACE_LOWER,
     ),
     Rule(
         "AM230",
@@ -299,6 +450,10 @@ RULES: Mapping[str, Rule] = _rules(
         "archive content no requested path reaches",
         "Request a path that covers it, or leave it out of the archive.",
         "archive has opt/extra/ but paths only name /opt/tool",
+        workload_shows=(
+            "Nothing: the content is mounted, under /runtime-addons only, and no link reaches it."
+        ),
+        after_registration="Nothing to do; leave it out of the next add-on.",
     ),
     Rule(
         "AM240",
@@ -308,6 +463,11 @@ RULES: Mapping[str, Rule] = _rules(
         "Make the archive smaller, or raise the limit with the flag the message names "
         "if the size is intended.",
         "more than 1,000,000 members",
+        workload_shows=(
+            "These are addon-mount's limits, not the platform's, which are not documented: "
+            "an archive this large costs every workload's start-up, or may be refused."
+        ),
+        after_registration="If workloads start and work, nothing; otherwise " + _REPLACE_LOWER,
     ),
     Rule(
         "AM241",
@@ -316,6 +476,11 @@ RULES: Mapping[str, Rule] = _rules(
         "metadata exceeds a limit",
         "Make metadata.json smaller, or raise the limit with the flag the message names.",
         "more than 1,000 paths",
+        workload_shows=(
+            "These are addon-mount's limits, not the platform's, which are not documented: "
+            "so many paths cost every workload's start-up, one symlink each."
+        ),
+        after_registration="If workloads start and work, nothing; otherwise " + _REPLACE_LOWER,
     ),
     # AM3xx: the simulated workload start-up
     Rule(

@@ -262,14 +262,27 @@ def test_explain_takes_codes_and_kinds(capsys: pytest.CaptureFixture[str]) -> No
     assert "  once registered: Disable it ('addon-mount disable NAME --workspace URL')" in out
 
 
-def test_every_startup_code_says_what_a_workload_shows() -> None:
-    """Each start-up code has both new fields filled."""
+def test_every_code_says_what_a_workload_shows() -> None:
+    """Every code, bundle and archive ones too, says what a workload shows and what to do then."""
     from addon_mount._findings import RULES
 
-    startup = ["AM300", "AM301", "AM302", "AM303", "AM304", "AM310", "AM311", "AM320"]
-    for code in [*startup, "AM321", "AM330", "AM390"]:
-        assert RULES[code].workload_shows, code
-        assert RULES[code].after_registration, code
+    missing = [
+        code
+        for code, rule in RULES.items()
+        if not rule.workload_shows or not rule.after_registration
+    ]
+    assert missing == []
+
+
+def test_explain_says_a_refused_registration_leaves_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A bundle problem the API may refuse: nothing registered if it did, the way out if not."""
+    status, out, _ = run_cli(["explain", "invalid-name"], capsys)
+    assert status == 0
+    assert "  workload shows:  Nothing if the API refuses the name" in out
+    assert "nothing is registered and no name is taken" in out
+    assert "If the workspace registered it anyway ('addon-mount addons --workspace URL'" in out
 
 
 def test_check_takes_the_two_files_by_any_name(
