@@ -57,6 +57,12 @@ class ModelProbe:
             yield entry.path, entry.target or ""
         yield from self.extra_links
 
+    def children(self, path: str) -> list[str] | None:
+        try:
+            return sorted(self.linux.listdir(path, ROOT).entries)
+        except LinuxError:
+            return None
+
     def lstat(self, path: str) -> tuple[str, int, int, int, str] | None:
         try:
             obj = self.linux.stat(path, self.cred, follow=False)

@@ -45,6 +45,8 @@ CDSW_UID = 8536
 SKIPPED = ("/proc", "/sys", "/dev", MOUNT_ROOT)
 SHALLOW = ("/home/cdsw",)
 MAX_SYMLINKS = 40
+#: Entries looked at below linked directories, all links together.
+MAX_CONTENT = 200_000
 
 OK, DANGLING, LOOP, UNREADABLE = "ok", "dangling", "loop", "unreadable"
 
@@ -223,6 +225,14 @@ class LiveProbe:
                 ):
                     stack.append(path)
 
+    def children(self, path: str) -> list[str] | None:
+        """The names in the directory *path* resolves to (None when it cannot be listed)."""
+        try:
+            real, _ = self.walk(path)
+            return sorted(os.listdir(self._host(real)))
+        except (OSError, RefusedError):
+            return None
+
     def lstat(self, path: str) -> tuple[str, int, int, int, str] | None:
         """(type letter, mode bits, uid, gid, link target) of *path*'s last component."""
         try:
@@ -301,6 +311,12 @@ def diagnose(probe: Any, requested: Mapping[str, Sequence[str]] | None = None) -
         by_path[path] = link
         _check_link(probe, link, target, mounts, problems)
         _check_shadowed(probe, link, target, mounts, owner, problems)
+    budget = [MAX_CONTENT]
+    for link in result["links"]:
+        if link["state"] == OK:
+            _check_content(probe, link, problems, budget)
+    if budget[0] <= 0:
+        result["content_truncated"] = MAX_CONTENT
     for name in names:
         own = [m for m in mounts if owner(m) == name]
         if not own:
@@ -359,6 +375,79 @@ def _check_link(
                 f"(owner uid {uid}, group {gid}, mode {mode:03o})",
             )
         )
+
+
+def _check_content(
+    probe: Any, link: dict[str, Any], problems: list[Any], budget: list[int]
+) -> None:
+    """What cdsw may not read, list, search or run below a linked directory.
+
+    One cause, one problem: a directory cdsw may not search is reported and
+    not entered; a program cdsw may not run is not reported again as unreadable.
+    """
+    path, addon = link["path"], link["addon"]
+    try:
+        _, kind, _, _, _ = probe.resolve(path)
+    except RefusedError:
+        return
+    if kind != "d":
+        return
+    user = probe.user()
+    stack = [path]
+    while stack:
+        directory = stack.pop()
+        names = probe.children(directory)
+        for name in names or ():
+            budget[0] -= 1
+            if budget[0] < 0:
+                return
+            shown = posixpath.join(directory, name)
+            found = probe.lstat(shown)
+            if found is None or found[0] == "l":
+                continue
+            kind, mode, uid, gid, _ = found
+            owner = f"owner uid {uid}, group {gid}, mode {mode:03o}"
+            if kind == "d":
+                refused = [n for n in ("list", "search") if not probe.may(shown, n)]
+                if refused:
+                    problems.append(
+                        _problem(
+                            "AM322",
+                            addon,
+                            shown,
+                            f"{shown} (through {path}) is a directory {user} may not "
+                            f"{' or '.join(refused)}: {owner}",
+                        )
+                    )
+                if "search" not in refused:
+                    stack.append(shown)
+                continue
+            x_bits = mode & 0o111
+            if x_bits and not probe.may(shown, "run"):
+                problems.append(
+                    _problem(
+                        "AM323", addon, shown, f"{shown} is a program {user} may not run: {owner}"
+                    )
+                )
+            elif not probe.may(shown, "read"):
+                problems.append(
+                    _problem(
+                        "AM322",
+                        addon,
+                        shown,
+                        f"{shown} (through {path}) is a file {user} may not read: {owner}",
+                    )
+                )
+            if not x_bits and posixpath.basename(directory) in ("bin", "sbin"):
+                problems.append(
+                    _problem(
+                        "AM324",
+                        addon,
+                        shown,
+                        f"{shown} is in a bin directory but has no x bit: {owner}",
+                        "warning",
+                    )
+                )
 
 
 def _check_shadowed(
@@ -450,7 +539,7 @@ def _check_requested(
         return
     problems.append(
         _problem(
-            "AM390",
+            "AM313",
             name,
             path,
             f"{path} was never linked, though nothing stands in its way: the link was "
@@ -502,6 +591,10 @@ def render(result: Mapping[str, Any], source: str, hints: Mapping[str, str] | No
         f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
     )
     lines += ["", summary + (f"; {len(missing)} not mounted" if missing else "")]
+    if result.get("content_truncated"):
+        lines.append(
+            f"(content below the links looked at up to {result['content_truncated']:,} entries)"
+        )
     return "\n".join(lines) + "\n"
 
 

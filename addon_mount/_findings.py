@@ -60,7 +60,7 @@ KINDS: Mapping[str, str] = {
     "collision": "a requested path already exists in the runtime",
     "broken-parent": "a parent of the path is a symlink that dangles or loops in the runtime",
     "addon-collision": "two enabled add-ons request the same or nested paths",
-    "in-place": "the add-on is mounted and linked already (a live session's snapshot)",
+    "in-place": "a live session's state: the add-on mounted and linked already, or not linked",
     "permission-denied": "the cdsw user may not create the link or read what it points to",
     "unreadable-content": "content reached through a link that cdsw may not read, list or run",
     "broken-executable": "a program the add-on ships cannot run in the runtime",
@@ -615,6 +615,23 @@ RULES: Mapping[str, Rule] = _rules(
         after_registration=(
             "Nothing to do for this add-on. A different add-on of the same name cannot be "
             "registered: choose another name."
+        ),
+    ),
+    Rule(
+        "AM313",
+        "in-place",
+        E,
+        "a requested path was never linked in this workload",
+        "Start a new workload: links are made at start-up, so one started before the add-on "
+        "was enabled has none. If a new workload lacks the link too, run 'addon-mount check' "
+        "on the bundle against this runtime: it names what stops the start-up.",
+        '"/opt/tool" is requested by tool, its mount is there, and nothing is at /opt/tool',
+        workload_shows=(
+            "The path does not exist: using it fails with 'No such file or directory' "
+            "(ENOENT), though the add-on's mount is under /runtime-addons."
+        ),
+        after_registration=(
+            "Nothing to change if new workloads have the link; otherwise " + _REPLACE_LOWER
         ),
     ),
     Rule(

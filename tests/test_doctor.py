@@ -338,3 +338,140 @@ def test_a_suffixed_mount_is_an_addons_only_if_it_holds_its_paths() -> None:
         "custom-addon-tool-x7k2p": "tool",
     }
     assert result["problems"] == []
+
+
+# -- content below linked directories -------------------------------------------------------
+
+
+def test_content_below_a_linked_directory_is_audited_as_cdsw() -> None:
+    """Below a good link: unreadable files and directories, programs cdsw may not run, bin files."""
+    result = diagnose(
+        image(
+            Entry(f"{MOUNT}/opt/tool/run.sh", "f", 0o700, 501, 20),
+            Entry(f"{MOUNT}/opt/tool/sbin", "d", 0o755),
+            Entry(f"{MOUNT}/opt/tool/sbin/notes", "f", 0o644),
+            Entry(f"{MOUNT}/opt/tool/lib", "d", 0o711),
+            Entry(f"{MOUNT}/opt/tool/lib/ok.so", "f", 0o644),
+            Entry("/opt/tool", "l", 0o777, CDSW, CDSW, 0, f"{MOUNT}/opt/tool"),
+        ),
+        {"tool": ["/opt/tool"]},
+    )
+    found = {(p["code"], p["path"], p["severity"]) for p in result["problems"]}
+    assert found == {
+        ("AM322", "/opt/tool/bin", "error"),  # 700 root's: reported, not entered
+        ("AM322", "/opt/tool/key.pem", "error"),
+        ("AM322", "/opt/tool/lib", "error"),  # 711: searchable, not listable
+        ("AM323", "/opt/tool/run.sh", "error"),
+        ("AM324", "/opt/tool/sbin/notes", "warning"),
+    }
+    messages = {p["path"]: p["message"] for p in result["problems"]}
+    assert messages["/opt/tool/lib"] == (
+        "/opt/tool/lib (through /opt/tool) is a directory uid 8536 (cdsw) may not list: "
+        "owner uid 0, group 0, mode 711"
+    )
+    assert messages["/opt/tool/run.sh"].endswith("may not run: owner uid 501, group 20, mode 700")
+    assert [link["state"] for link in result["links"]] == ["ok"]
+
+
+def _python_for_cdsw() -> str | None:
+    """A Python 3 interpreter uid 8536 may run (the venv's may sit below root's 700 home)."""
+    for candidate in (
+        os.path.realpath(sys.executable),
+        "/usr/bin/python3",
+        "/usr/local/bin/python3",
+    ):
+        try:
+            ran = subprocess.run(
+                [candidate, "-I", "-S", "-c", "pass"],
+                capture_output=True,
+                check=False,
+                user=CDSW,
+                group=CDSW,
+                extra_groups=[],
+                cwd="/",
+            )
+        except OSError:
+            continue
+        if ran.returncode == 0:
+            return candidate
+    return None
+
+
+def _shared_root() -> Path:
+    """A live-style root cdsw can reach (tmp_path's parents are root's 700)."""
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="addon-mount-doctor-"))
+    top.chmod(0o755)
+    return top
+
+
+def test_the_script_as_cdsw_agrees_with_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """doctor.py run as uid 8536 on a real tree finds the content problems `doctor DIR` models."""
+    import shutil
+
+    from .conftest import needs, needs_root
+
+    needs_root("running doctor.py as uid 8536 over a tree with root's files")
+    python = _python_for_cdsw()
+    needs(python is not None, "no Python 3 that uid 8536 may run (/usr/bin/python3)")
+    assert python is not None
+    top = _shared_root()
+    try:
+        root = live_root(top / "root")
+        content = root / MOUNT[1:] / "opt/tool"
+        (content / "key.pem").write_text("k")
+        (content / "key.pem").chmod(0o600)
+        (content / "private").mkdir(mode=0o700)
+        (content / "private/x").write_text("x")
+        (content / "bin/notes").write_text("n")
+        (content / "bin/notes").chmod(0o644)
+        (content / "own.sh").write_text("#!/bin/sh\n")
+        (content / "own.sh").chmod(0o700)
+        os.chown(content / "own.sh", 501, 20)
+        for path in (top, *top.rglob("*")):
+            if not path.is_symlink() and path.is_dir():
+                path.chmod(path.stat().st_mode | 0o755 if path.name != "private" else 0o700)
+        meta = metadata(tmp_path)
+        meta.chmod(0o644)
+        shared_meta = top / "tool.json"
+        shared_meta.write_bytes(meta.read_bytes())
+        script = top / "doctor.py"
+        assert run_cli(["doctor", "--print-script", "-o", str(script)], capsys)[0] == 0
+        script.chmod(0o644)
+        command = [python, "-I", "-S", str(script), "--root", str(root), "--json"]
+        live = subprocess.run(
+            [*command, "--metadata", str(shared_meta)],
+            capture_output=True,
+            text=True,
+            check=False,
+            user=CDSW,
+            group=CDSW,
+            extra_groups=[],
+            cwd=top,
+        )
+        assert live.stdout, live.stderr
+        status, out, _ = run_cli(
+            ["doctor", str(root), "--metadata", str(shared_meta), "-f", "json"], capsys
+        )
+        assert status == 1
+    finally:
+        shutil.rmtree(top)
+
+    def content(result: dict[str, object]) -> set[tuple[str, str]]:
+        return {
+            (p["code"], p["path"])  # type: ignore[index]
+            for p in result["problems"]  # type: ignore[attr-defined]
+            if p["code"] in ("AM322", "AM323", "AM324")  # type: ignore[index]
+        }
+
+    expected = {
+        ("AM322", "/opt/tool/key.pem"),
+        ("AM322", "/opt/tool/private"),
+        ("AM323", "/opt/tool/own.sh"),
+        ("AM324", "/opt/tool/bin/notes"),
+    }
+    assert content(json.loads(live.stdout)) == expected
+    assert content(json.loads(out)) == expected

@@ -70,9 +70,34 @@ EXAMPLES: dict[str, tuple[list[tuple[str, list[str], list[MemberSpec], int]], Pa
 
 
 def test_every_start_up_code_has_an_example_here() -> None:
-    """The table covers every AM3xx code (but AM342, whose ELF example is its fixture's)."""
+    """The table covers every AM3xx code (but AM342, whose ELF example is its fixture's,
+    and AM313, doctor's, whose example is the next test's)."""
     start_up = {code for code in RULES if code.startswith("AM3")}
-    assert start_up - set(EXAMPLES) == {"AM342"}
+    assert start_up - set(EXAMPLES) == {"AM313", "AM342"}
+
+
+def test_the_doctor_example_is_what_doctor_reports() -> None:
+    """AM313's example: tool is mounted, requests /opt/tool, and nothing is there."""
+    from addon_mount import Entry, RuntimeImage
+    from addon_mount._doctor import diagnose
+
+    from .conftest import cml_entries
+
+    mount = "/runtime-addons/custom-addon-tool"
+    image = RuntimeImage.from_entries(
+        [
+            *cml_entries(),
+            Entry(mount, "d", 0o755),
+            Entry(f"{mount}/opt", "d", 0o755),
+            Entry(f"{mount}/opt/tool", "d", 0o755),
+        ],
+        name="session",
+    )
+    problems = diagnose(image, {"tool": ["/opt/tool"]})["problems"]
+    assert [(p["code"], p["path"], p["addon"]) for p in problems] == [
+        ("AM313", "/opt/tool", "tool")
+    ]
+    assert '"/opt/tool" is requested by tool' in RULES["AM313"].example
 
 
 @pytest.mark.parametrize("code", sorted(EXAMPLES))

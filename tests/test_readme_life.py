@@ -66,7 +66,7 @@ def session_snapshot(root: Path) -> None:
         Entry(f"{mount}/opt/tool", "d", 0o755),
         Entry(f"{mount}/opt/tool/bin", "d", 0o755),
         Entry(f"{mount}/opt/tool/bin/run", "f", 0o755, size=20),
-        Entry(f"{mount}/opt/tool/tool.conf", "f", 0o600, size=10),
+        Entry(f"{mount}/opt/tool/tool.conf", "f", 0o644, size=10),  # as pack made it
         Entry("/opt/tool", "l", 0o777, CDSW, CDSW, 0, f"{mount}/opt/tool"),
         Entry("/usr/bin/tool", "l", 0o777, CDSW, CDSW, 0, f"{mount}/usr/bin/tool"),
         Entry("/usr/local/bin/tool-run", "l", 0o777, 0, 0, 0, "/opt/tool/bin/run"),
