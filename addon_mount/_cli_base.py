@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,9 @@ EXIT_CANNOT_RUN = 2
 
 
 def package_version() -> str:
+    # Imported here: importlib.metadata costs a check's start-up ~9 ms it rarely needs.
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
     try:
         return version("addon-mount")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree

@@ -368,7 +368,8 @@ def activate(
     patcher: Patcher | None = None
     if existing is None:
         patcher = Patcher()
-        patcher.setUp()
+        with _linux.objects.no_temp_dir():  # the runtime's /tmp is shown instead
+            patcher.setUp()
         fs = patcher.fs
     else:
         fs = existing.fs

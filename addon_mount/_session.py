@@ -341,6 +341,11 @@ def _refuse_fork_exec(args: Any = (), *_: Any, **__: Any) -> NoReturn:
 
 
 _REFUSALS: Final = {name: _refuse_os(name) for name in _OS_PROGRAM_CALLS if hasattr(os, name)}
+# What the fake os module gets: stateless, so made once.
+_OS_MODULE_FUNCTIONS: Final = {
+    **_set_id_functions(),
+    **{name: _refuse_unsimulated(name) for name in _NOT_SIMULATED if hasattr(os, name)},
+}
 
 
 # -- entering and leaving ------------------------------------------------------------------
@@ -380,9 +385,7 @@ def enter(fs: FakeFilesystem, os_module: object | None = None) -> Saved:
                 saved.attributes.append((owner, name, getattr(owner, name)))
                 setattr(owner, name, function)
         if os_module is not None:
-            added = _set_id_functions()
-            added.update((n, _refuse_unsimulated(n)) for n in _NOT_SIMULATED if hasattr(os, n))
-            for name, function in added.items():
+            for name, function in _OS_MODULE_FUNCTIONS.items():
                 saved.added.append((os_module, name))
                 os_module.__dict__[name] = function
     except BaseException:

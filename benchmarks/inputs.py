@@ -113,6 +113,24 @@ def small_bundle() -> Path:
     return directory
 
 
+def typical_bundle() -> Path:
+    """50 members, about 1 MB: a typical add-on (a CLI, its libraries and configuration)."""
+    from addon_mount._builders import write_bundle
+
+    directory = cache_dir() / "typical-50"
+    if not (directory / "addon.tar.gz").is_file():
+        rng = random.Random(50)
+        text = _word_pool(rng, 1 << 20)
+        members: list[tuple[str, str, int, str]] = [
+            ("opt/typical/bin/typical", "f", 0o755, "#!/bin/sh\nexec java -jar /opt/typical/x\n")
+        ]
+        for i in range(49):
+            chunk = text[i * 20_000 : (i + 1) * 20_000].decode()
+            members.append((f"opt/typical/lib/part{i:02d}.txt", "f", 0o644, chunk))
+        write_bundle(directory, "typical", ["/opt/typical"], members)
+    return directory
+
+
 def runtime_snapshot(entries: int) -> Path:
     """A snapshot file of the default runtime grown to *entries* with package-like trees."""
     path = cache_dir() / f"runtime-{entries}.snap"
