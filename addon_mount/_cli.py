@@ -22,7 +22,14 @@ import click
 from . import _help, _log
 from ._check import CheckError, find_archive, read_bundle_files
 from ._check import check as run_check
-from ._cli_base import EXIT_CANNOT_RUN, EXIT_FINDINGS, EXIT_OK, CannotRun, emit
+from ._cli_base import (
+    EXIT_CANNOT_RUN,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    CannotRun,
+    cloudera_addons_option,
+    emit,
+)
 from ._findings import KINDS, RULES, markdown_table
 from ._limits import DEFAULT_LIMITS, Limits
 from ._runtime import RuntimeLoadError
@@ -162,15 +169,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     "tarball or a root directory. Repeat for several. "
     "Default: the embedded default runtime.",
 )
-@click.option(
-    "--cloudera-addons",
-    default="default",
-    show_default=True,
-    metavar="none|default|all|NAME,...",
-    help="Also check each runtime with these of Cloudera's own add-ons attached "
-    "('addon-mount runtimes' lists them): 'default' is the newest Spark, the Hadoop "
-    "CLI and cmladdon; 'none' checks each runtime alone only.",
-)
+@cloudera_addons_option
 @click.option(
     "--mount-dir",
     default=DEFAULT_MOUNT_DIR,

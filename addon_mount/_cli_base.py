@@ -22,6 +22,18 @@ EXIT_FINDINGS = 1
 EXIT_CANNOT_RUN = 2
 
 
+#: --cloudera-addons, the same for check, pack and register.
+cloudera_addons_option = click.option(
+    "--cloudera-addons",
+    default="default",
+    show_default=True,
+    metavar="none|default|all|NAME,...",
+    help="Also check each runtime with these of Cloudera's own add-ons attached "
+    "('addon-mount runtimes' lists them): 'default' is the newest Spark, the Hadoop "
+    "CLI and cmladdon; 'none' checks each runtime alone only.",
+)
+
+
 def package_version() -> str:
     # Imported here: importlib.metadata costs a check's start-up ~9 ms it rarely needs.
     from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415

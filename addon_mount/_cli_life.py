@@ -20,7 +20,7 @@ import click
 from . import _help
 from ._check import CheckError, find_archive, read_bundle, read_bundle_files
 from ._check import check as run_check
-from ._cli_base import CannotRun, emit
+from ._cli_base import CannotRun, cloudera_addons_option, emit
 from ._report import Report
 from ._runtime import RuntimeImage, RuntimeLoadError
 
@@ -32,6 +32,16 @@ EXIT_OK, EXIT_FINDINGS, EXIT_CANNOT_RUN = 0, 1, 2
 
 def _cannot(message: str) -> click.ClickException:
     return CannotRun(message)
+
+
+def _cloudera_addons(value: str) -> None:
+    """Stop before any work when --cloudera-addons names no add-on or an unknown one."""
+    from ._overlays import selection  # noqa: PLC0415
+
+    try:
+        selection(value)
+    except ValueError as exc:
+        raise _cannot(f"--cloudera-addons: {exc}") from exc
 
 
 def _load(runtimes: Sequence[str], default: Sequence[str] | None = None) -> list[RuntimeImage]:
@@ -98,7 +108,7 @@ strict_option = click.option("--strict", is_flag=True, help="Warnings fail the c
     "paths",
     multiple=True,
     metavar="PATH",
-    help="A path to request (repeat). Default: the shallowest entries the runtime lacks.",
+    help="A path to request (repeat). Default: the shallowest entries the workloads lack.",
 )
 @click.option(
     "--metadata",
@@ -106,6 +116,7 @@ strict_option = click.option("--strict", is_flag=True, help="Warnings fail the c
     help="Use (and check) this metadata file instead of generating one.",
 )
 @runtime_option
+@cloudera_addons_option
 @click.option("--force", is_flag=True, help="Overwrite the bundle's files if they exist.")
 @strict_option
 @click.pass_context
@@ -118,6 +129,7 @@ def pack_command(
     paths: tuple[str, ...],
     metadata: Path | None,
     runtimes: tuple[str, ...],
+    cloudera_addons: str,
     force: bool,
     strict: bool,
 ) -> None:
@@ -130,6 +142,7 @@ def pack_command(
     """
     from ._pack import PackError, pack  # noqa: PLC0415
 
+    _cloudera_addons(cloudera_addons)
     images = _load(runtimes)
     try:
         result = pack(
@@ -139,6 +152,7 @@ def pack_command(
             paths=paths,
             metadata=metadata,
             runtimes=images,
+            cloudera_addons=cloudera_addons,
             force=force,
         )
     except PackError as exc:
@@ -153,7 +167,7 @@ def pack_command(
         click.echo(f"  - {change.describe()}")
     click.echo()
     try:
-        report = run_check([result.bundle], images)
+        report = run_check([result.bundle], images, cloudera_addons=cloudera_addons)
     except CheckError as exc:
         raise _cannot(str(exc)) from exc
     ctx.exit(EXIT_OK if _show_report(report, strict=strict) else EXIT_FINDINGS)
@@ -461,6 +475,7 @@ def _bundle_files(
 @click.option("--archive", type=click.Path(path_type=Path), help="The tarball to upload.")
 @_workspace_options
 @runtime_option
+@cloudera_addons_option
 @strict_option
 @click.option(
     "-n",
@@ -493,6 +508,7 @@ def register_command(
     ca_bundle: Path | None,
     timeout: float,
     runtimes: tuple[str, ...],
+    cloudera_addons: str,
     strict: bool,
     dry_run: bool,
     not_taken_by: tuple[str, ...],
@@ -508,6 +524,7 @@ def register_command(
     from ._api import ApiError, curl_command, workspace_url  # noqa: PLC0415
 
     meta_path, archive_path = _bundle_files(bundle, metadata, archive)
+    _cloudera_addons(cloudera_addons)
     try:
         url = workspace_url(workspace)
     except ApiError as exc:
@@ -517,7 +534,7 @@ def register_command(
     images = _load(runtimes, default=["all"])
     try:
         read = read_bundle_files(meta_path, archive_path)
-        report = run_check([read], images)
+        report = run_check([read], images, cloudera_addons=cloudera_addons)
     except CheckError as exc:
         raise _cannot(str(exc)) from exc
     passed = _show_report(report, strict=strict)

@@ -577,12 +577,16 @@ RULES: Mapping[str, Rule] = _rules(
         "addon-collision",
         E,
         "two add-ons request the same or nested paths",
-        "Give each add-on its own paths; only one link can stand at a path.",
+        "Give each add-on its own paths; only one link can stand at a path, and nothing "
+        "can be linked inside another add-on's read-only mount (Cloudera's /opt/spark, "
+        "/etc/hadoop/conf included).",
         'add-on a requests "/opt/tool", add-on b requests "/opt/tool/bin"',
         workload_shows=(
             "Only one add-on's link stands at the path (whichever started first); the other "
             "add-on's content there is unreachable, so its users get the wrong files or 'No "
-            "such file or directory'."
+            "such file or directory'. A path inside another add-on's link is inside its "
+            "read-only mount: the start-up's symlink fails with 'Read-only file system' "
+            "(EROFS)."
         ),
         after_registration=_REPLACE,
     ),

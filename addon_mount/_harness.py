@@ -227,14 +227,15 @@ def with_cloudera_addons(
     """*image* with the Cloudera add-ons *cloudera_addons* names attached, once per process.
 
     A workload is one session, so the names must be add-ons one session can
-    attach together (one Spark). ``None`` or ``"none"`` attaches nothing; a
-    runtime that shows Cloudera add-ons already is used as it is.
+    attach together (one Spark). ``None`` or ``"none"`` attaches nothing;
+    add-ons the runtime shows already (or another of their kind) are not
+    attached again.
     """
     from ._overlays import (  # noqa: PLC0415 - only this path needs the catalogue
         attach,
         combinations,
         selection,
-        shows_cloudera_addons,
+        still_to_attach,
     )
 
     if cloudera_addons is None:
@@ -243,9 +244,10 @@ def with_cloudera_addons(
         chosen = selection(cloudera_addons)
     except ValueError as exc:
         raise HarnessError(f"cloudera_addons={cloudera_addons!r}: {exc}") from exc
-    if not chosen or shows_cloudera_addons(image):
+    remaining = still_to_attach(image, chosen)
+    if not remaining:
         return image
-    sets = combinations(chosen)
+    sets = combinations(remaining)
     if len(sets) > 1:
         shown = "; ".join(", ".join(o.name for o in combo) for combo in sets)
         raise HarnessError(

@@ -151,13 +151,21 @@ def overlays_named(names: Iterable[str]) -> list[Overlay]:
 def selection(value: str | Sequence[str] | None) -> list[Overlay]:
     """The add-ons ``--cloudera-addons`` chooses: ``default``, ``none``, ``all`` or names.
 
-    Names may be given comma-separated, in one string or several.
+    Names may be given comma-separated, in one string or several. A value
+    that names nothing (``""``) is a ValueError, not "none": a check without
+    Cloudera's add-ons passes paths real workloads have, so it is asked for
+    by name.
     """
     if value is None:
         return overlays_named(default_names())
     words = [w for part in ([value] if isinstance(value, str) else value) for w in part.split(",")]
     words = [w.strip() for w in words if w.strip()]
-    if words in ([NONE], []):
+    if not words:
+        raise ValueError(
+            f"names no add-on; give '{NONE}' to check without Cloudera's add-ons, "
+            f"'{DEFAULT}', '{ALL}', or names ({', '.join(o.name for o in catalog())})"
+        )
+    if words == [NONE]:
         return []
     if words == [ALL]:
         return list(catalog())
@@ -196,12 +204,27 @@ def attached(image: RuntimeImage) -> list[dict[str, Any]]:
     return value
 
 
-def shows_cloudera_addons(image: RuntimeImage) -> bool:
-    """True when *image* has Cloudera add-ons already (attached, or a live session's capture)."""
-    if attached(image):
-        return True
-    names = [e.path.rpartition("/")[2] for e in image.children(ADDON_MOUNT_ROOT)]
-    return any(o.identifies(n) for n in names for o in catalog())
+def present(image: RuntimeImage) -> list[Overlay]:
+    """The Cloudera add-ons *image* has already, in catalog order.
+
+    Those :func:`attach` put there, and in a live session's capture those
+    whose mount directory ``/runtime-addons`` shows.
+    """
+    names = {i["name"] for i in attached(image)}
+    directories = [e.path.rpartition("/")[2] for e in image.children(ADDON_MOUNT_ROOT)]
+    return [o for o in catalog() if o.name in names or any(o.identifies(d) for d in directories)]
+
+
+def still_to_attach(image: RuntimeImage, chosen: Sequence[Overlay]) -> list[Overlay]:
+    """The add-ons of *chosen* a session of *image* could still attach.
+
+    Those it has already are left out, and so are the others of a group it
+    has one of (a session that shows Spark 3.3 cannot attach a second
+    Spark): what is left may still collide with a custom add-on there.
+    """
+    have = present(image)
+    groups = {o.group for o in have if o.group is not None}
+    return [o for o in chosen if o not in have and (o.group is None or o.group not in groups)]
 
 
 def _missing_parents(
@@ -246,17 +269,18 @@ def attach(image: RuntimeImage, overlays: Sequence[Overlay]) -> RuntimeImage:
     directories cdsw owns with the add-on's files in them; parents missing
     from the runtime are made as cdsw's ``mkdir -p`` makes them. A path the
     runtime already has is left as it is (the add-on could not link it) and
-    recorded as skipped.
+    recorded as skipped. Add-ons *image* had attached already stay recorded.
     """
     placed: dict[str, Entry] = {}
     if image.get(ADDON_MOUNT_ROOT) is None:
         placed[ADDON_MOUNT_ROOT] = Entry(ADDON_MOUNT_ROOT, DIRECTORY, 0o755)
-    record: list[dict[str, Any]] = []
+    record: list[dict[str, Any]] = list(attached(image))
     for overlay in overlays:
         for entry in _content(overlay):
             placed[entry.path] = entry
         done: list[str] = []
         skipped: list[str] = []
+        made: list[str] = []
         for item in overlay.paths:
             parents = _missing_parents(image, item.path, placed)
             if parents is None or image.get(item.path) is not None or item.path in placed:
@@ -264,6 +288,7 @@ def attach(image: RuntimeImage, overlays: Sequence[Overlay]) -> RuntimeImage:
                 continue
             for entry in parents:
                 placed[entry.path] = entry
+                made.append(entry.path)
             if item.how == "link":
                 target = overlay.root + item.path
                 placed[item.path] = Entry(item.path, SYMLINK, 0o777, CDSW, CDSW, 0, target)
@@ -285,6 +310,7 @@ def attach(image: RuntimeImage, overlays: Sequence[Overlay]) -> RuntimeImage:
                 "directory": overlay.directory,
                 "placed": done,
                 "skipped": skipped,
+                "made": made,
             }
         )
     shown = "; ".join(
@@ -294,19 +320,21 @@ def attach(image: RuntimeImage, overlays: Sequence[Overlay]) -> RuntimeImage:
         placed.values(),
         name=f"{image.name}+{'+'.join(o.name for o in overlays)}",
         description=f"{image.description} With Cloudera's add-ons attached: {shown}.",
-        meta={"overlays": json.dumps(record), "base": image.name},
+        meta={"overlays": json.dumps(record), "base": image.meta.get("base") or image.name},
     )
 
 
 def variants(image: RuntimeImage, chosen: Sequence[Overlay]) -> list[RuntimeImage]:
     """The workloads a check covers for *image*: alone first, then with each set of *chosen*.
 
-    A runtime that already has Cloudera add-ons (attached, or captured in a
-    session that had them) is checked as it is.
+    A runtime that already has some Cloudera add-ons (attached, or captured
+    in a session that had them) is checked as it is, and with those of
+    *chosen* it could still attach (:func:`still_to_attach`).
     """
-    if not chosen or shows_cloudera_addons(image):
+    remaining = still_to_attach(image, chosen)
+    if not remaining:
         return [image]
-    return [image, *(attach(image, combo) for combo in combinations(chosen))]
+    return [image, *(attach(image, combo) for combo in combinations(remaining))]
 
 
 # -- naming the add-on a path collides with ------------------------------------------------
@@ -336,6 +364,9 @@ def collision(runtime: RuntimeImage, path: str, real: str, existing: Entry | Non
     """
     for info in attached(runtime):
         root = f"{ADDON_MOUNT_ROOT}/{info['directory']}"
+        if real in info.get("made", ()):
+            child = next((p for p in info["placed"] if is_within(p, real)), real)
+            return f"the directory {real} that the {info['title']}'s start-up makes for {child}"
         for placed in info["placed"]:
             if is_within(real, placed):
                 return f"the {info['title']}'s {real}"
@@ -353,6 +384,23 @@ def collision(runtime: RuntimeImage, path: str, real: str, existing: Entry | Non
         if overlay is not None:
             return f"the {overlay.title}'s {inside[1] or f'{ADDON_MOUNT_ROOT}/{inside[0]}'}"
     return None
+
+
+def containing(runtime: RuntimeImage, path: str, real: str) -> str | None:
+    """Which Cloudera add-on's mount holds *path* (*real* resolved): "the X add-on's /path".
+
+    The add-on's own path that *path* is inside when :func:`attach` put it
+    there; in a captured session, the mount directory its name identifies.
+    """
+    for info in attached(runtime):
+        for placed in info["placed"]:
+            if is_within(path, placed) or is_within(real, placed):
+                return f"the {info['title']}'s {placed}"
+    inside = _in_mount(real)
+    if inside is None:
+        return None
+    overlay = _identified(inside[0])
+    return None if overlay is None else f"the {overlay.title}'s {ADDON_MOUNT_ROOT}/{inside[0]}"
 
 
 # -- one verdict per runtime ---------------------------------------------------------------

@@ -436,6 +436,19 @@ class _SizeCheck:
 # -- metadata -------------------------------------------------------------------------------
 
 
+def _workloads(
+    runtimes: Sequence[RuntimeImage], cloudera_addons: str | Sequence[str] | None
+) -> list[RuntimeImage]:
+    """Each runtime alone and with the Cloudera add-ons a session may attach."""
+    from ._overlays import selection, variants  # noqa: PLC0415
+
+    try:
+        chosen = selection(cloudera_addons)
+    except ValueError as exc:
+        raise PackError(f"--cloudera-addons: {exc}") from exc
+    return [v for image in runtimes for v in variants(image, chosen)]
+
+
 def derive_paths(items: Sequence[_Item], runtimes: Sequence[RuntimeImage]) -> list[str]:
     """The shallowest entries of the tree that no runtime has as a directory.
 
@@ -510,6 +523,7 @@ def pack(
     paths: Sequence[str] = (),
     metadata: str | Path | None = None,
     runtimes: Sequence[RuntimeImage] = (),
+    cloudera_addons: str | Sequence[str] | None = None,
     force: bool = False,
     environ: dict[str, str] | None = None,
 ) -> PackResult:
@@ -517,8 +531,10 @@ def pack(
 
     The metadata is *metadata* (copied byte for byte), the bundle's own
     metadata.json, or generated from *name* and *paths*; without *paths*,
-    the paths are the shallowest entries that none of *runtimes* has as a
-    directory. Raises :class:`PackError` when it cannot pack.
+    the paths are the shallowest entries that no workload of *runtimes* has
+    as a directory, with the Cloudera add-ons *cloudera_addons* chooses
+    attached as :func:`~addon_mount.check` attaches them. Raises
+    :class:`PackError` when it cannot pack.
     """
     source, output = Path(source), Path(output)
     metadata = Path(metadata) if metadata is not None else None
@@ -562,11 +578,11 @@ def pack(
                 from ._check import load_runtimes  # noqa: PLC0415
 
                 runtimes = load_runtimes(None)
-            wanted = list(paths) or derive_paths(items, runtimes)
+            wanted = list(paths) or derive_paths(items, _workloads(runtimes, cloudera_addons))
             if not wanted:
                 raise PackError("found no path to request; give them with --path")
             meta_bytes = metadata_json(name or "", wanted)
-            how = "given" if paths else "the shallowest entries the runtime lacks"
+            how = "given" if paths else "the shallowest entries the workloads lack"
             changes.add(f"metadata.json generated: paths {', '.join(wanted)} ({how})")
         else:
             meta_bytes = _metadata_from(metadata_in)

@@ -169,10 +169,21 @@ def _load_named(name: str) -> RuntimeImage:
     if not attached:
         return image
 
+    if any(not a.strip() for a in attached):
+        raise RuntimeLoadError.for_source(
+            name, "an empty add-on name after '+' (write NAME+ADDON, e.g. cml-python+spark3)"
+        )
     try:
         chosen = overlays_named(attached)
     except ValueError as exc:
         raise RuntimeLoadError.for_source(name, str(exc)) from exc
+    groups = [o.group for o in chosen if o.group is not None]
+    twice = sorted({g for g in groups if groups.count(g) > 1})
+    if twice:
+        same = ", ".join(o.name for o in chosen if o.group == twice[0])
+        raise RuntimeLoadError.for_source(
+            name, f"one session attaches one {twice[0].capitalize()}, not {same}"
+        )
     return attach(image, chosen)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Final
 
 import attrs
 from pyfakefs.fake_file import FakeDirectory, FakeFile
@@ -20,6 +21,8 @@ from ._archive import HARDLINK, ArchiveIndex
 from ._linux import objects
 from ._metadata import ADDON_MOUNT_ROOT, AddonSpec
 from ._runtime import DIRECTORY, FILE, SYMLINK, Entry, RuntimeImage
+
+_IN_A_MOUNT: Final = ADDON_MOUNT_ROOT + "/"
 
 #: Where a custom add-on is mounted: ``/runtime-addons/`` + this, ``{name}`` filled in.
 #: Cloudera's own add-ons' directories carry a suffix (``spark332-...-ht9wmb``), so a
@@ -215,7 +218,9 @@ class WorkloadView:
         if found is None and path == ADDON_MOUNT_ROOT and self.mounts:
             # The platform creates the mount point when it mounts the first add-on.
             found = Entry(ADDON_MOUNT_ROOT, DIRECTORY, 0o755)
-        return None if found is None else (found, False)
+        # What the runtime shows inside /runtime-addons/<dir> is an add-on already
+        # mounted (Cloudera's attached, or a live session's): read-only, like ours.
+        return None if found is None else (found, path.startswith(_IN_A_MOUNT))
 
     def lookup(self, path: str) -> Entry | None:
         """What the workload has at *path* before start-up (no symlinks followed)."""

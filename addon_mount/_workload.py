@@ -244,6 +244,8 @@ class Workload:
                 else f"cannot link {path}: the runtime already has {what} there"
             )
             self.finding("AM301", message, spec, path)
+        elif code == errno.EROFS:
+            self._in_a_mount(spec, path, error)
         elif code == errno.ENOTDIR:
             self._not_a_directory(spec, path, error)
         elif code in (errno.EACCES, errno.EPERM):
@@ -264,6 +266,20 @@ class Workload:
                 spec,
                 path,
             )
+
+    def _in_a_mount(self, spec: AddonSpec, path: str, error: LinuxError) -> None:
+        """EROFS: the path is inside an add-on already mounted (Cloudera's, or a session's)."""
+        from ._overlays import IN_WORKLOADS_ATTACHING, containing  # noqa: PLC0415
+
+        # error.at is the parent as the kernel resolved it: inside the mount.
+        theirs = containing(self.runtime, path, error.at)
+        mount = self.view.mount_of(error.at) or error.at
+        where = (
+            f"it is inside {theirs}, a read-only mount, {IN_WORKLOADS_ATTACHING}"
+            if theirs
+            else f"its parent resolves to {error.at}, inside the read-only mount {mount}"
+        )
+        self.finding("AM310", f"cannot link {path}: {where}", spec, path)
 
     def _blocker(self, error: LinuxError) -> str:
         """'may not search /opt/priv: owner uid 0, group 0, mode 700' for an EACCES."""

@@ -617,3 +617,21 @@ def test_an_unreadable_ca_bundle_is_one_line(
     status, _, err = cli(["addons", "-w", server.url, "--ca-bundle", os.devnull], capsys)
     assert status == 2
     assert "cannot use --ca-bundle '/dev/null'" in err
+
+
+def test_register_checks_the_workloads_with_clouderas_add_ons(
+    bundle: BundleFactory, server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bundle that collides with the Hadoop CLI is not sent, unless that check is narrowed."""
+    conf = str(bundle("conf", ["/etc/hadoop/conf"], [("etc/hadoop/conf", "d", 0o755, "")]))
+    args = ["register", conf, "-w", server.url, "-r", "cml-r", "--dry-run"]
+    status, out, err = cli(args, capsys)
+    assert status == 1
+    assert "the Hadoop CLI add-on's /etc/hadoop/conf" in out
+    assert "nothing was sent" in err
+    status, out, _ = cli([*args, "--cloudera-addons", "none"], capsys)
+    assert status == 0
+    status, _, err = cli([*args, "--cloudera-addons", "hive"], capsys)
+    assert status == 2
+    assert "no Cloudera add-on is named 'hive'" in err
+    assert server.received == []

@@ -136,9 +136,15 @@ def test_selection_words_and_names(value: str | list[str] | None, names: list[st
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("spark4", "no Cloudera add-on is named 'spark4'"), ("all,spark3", "stand alone")],
+    [
+        ("spark4", "no Cloudera add-on is named 'spark4'"),
+        ("all,spark3", "stand alone"),
+        ("", "names no add-on; give 'none'"),
+        (" , ", "names no add-on"),
+        ([], "names no add-on"),
+    ],
 )
-def test_selection_refuses_unknown_names(value: str, message: str) -> None:
+def test_selection_refuses_unknown_names(value: str | list[str], message: str) -> None:
     """An unknown add-on name, or a word mixed with names, is refused with the known names."""
     with pytest.raises(ValueError, match=message):
         selection(value)
@@ -198,13 +204,66 @@ def test_attach_leaves_a_path_the_runtime_has() -> None:
     assert record["skipped"] == ["/opt/spark"]
 
 
-def test_a_runtime_with_cloudera_add_ons_is_checked_as_it_is() -> None:
-    """A captured session that has an add-on mounted gets no further workloads."""
-    captured = RuntimeImage.from_entries(
-        [*cml_entries(), Entry("/runtime-addons/hadoop-cli-7.1.9.0-xyz12", "d", 0o755)], name="s"
+def captured_with_hadoop_cli() -> RuntimeImage:
+    """A live session's capture: the Hadoop CLI mounted and linked, no Spark."""
+    mount = "/runtime-addons/hadoop-cli-7.1.9.0-xyz12"
+    return RuntimeImage.from_entries(
+        [
+            *cml_entries(),
+            Entry("/runtime-addons", "d", 0o755),
+            Entry(mount, "d", 0o755),
+            Entry(f"{mount}/etc", "d", 0o755),
+            Entry(f"{mount}/etc/hadoop", "d", 0o755),
+            Entry(f"{mount}/etc/hadoop/conf", "d", 0o755),
+            Entry("/etc/hadoop", "d", 0o755, CDSW, CDSW),
+            Entry("/etc/hadoop/conf", "l", 0o777, CDSW, CDSW, 0, f"{mount}/etc/hadoop/conf"),
+        ],
+        name="session",
     )
-    assert variants(captured, selection(None)) == [captured]
+
+
+def test_a_captured_session_is_checked_with_the_add_ons_it_has_not() -> None:
+    """A session showing the Hadoop CLI is checked as it is, and with Spark and cmladdon too."""
+    captured = captured_with_hadoop_cli()
+    workloads = variants(captured, selection(None))
+    assert workloads[0] is captured
+    assert [[a["name"] for a in attached(w)] for w in workloads[1:]] == [["spark3", "cmladdon"]]
+    assert variants(captured, selection("hadoop-cli")) == [captured]
     assert len(variants(tiny(), selection(None))) == 2
+
+
+def test_a_session_with_one_spark_attaches_no_other() -> None:
+    """A runtime that has Spark 3 attached gets the Hadoop CLI, never a second Spark."""
+    with_spark = attach(tiny(), overlays_named(["spark3"]))
+    workloads = variants(with_spark, selection("all"))
+    assert [[a["name"] for a in attached(w)] for w in workloads] == [
+        ["spark3"],
+        ["spark3", "hadoop-cli", "cmladdon"],
+    ]
+
+
+def test_spark_home_fails_against_a_session_that_only_shows_the_hadoop_cli(
+    bundle: BundleFactory,
+) -> None:
+    """/opt/spark is free in that session, but not in the ones that attach Spark: it fails."""
+    spark = bundle("spark", ["/opt/spark"], [("opt/spark", "d", 0o755, "")])
+    report = addon_mount.check([spark], runtime=captured_with_hadoop_cli())
+    [error] = report.errors
+    assert (error.code, error.runtime, error.path) == ("AM301", "session", "/opt/spark")
+    assert "the Spark 3 add-on's /opt/spark" in error.message
+    hadoop = addon_mount.check([conf_bundle(bundle)], runtime=captured_with_hadoop_cli())
+    [error] = hadoop.errors
+    assert "the Hadoop CLI add-on's /etc/hadoop/conf" in error.message
+
+
+def test_a_named_runtime_with_the_hadoop_cli_is_checked_with_spark(bundle: BundleFactory) -> None:
+    """RUNTIME+hadoop-cli with --cloudera-addons spark3 covers the session that attaches both."""
+    spark = str(bundle("spark", ["/opt/spark"], [("opt/spark", "d", 0o755, "")]))
+    runner = CliRunner()
+    args = ["check", spark, "-r", "cml-r+hadoop-cli", "--cloudera-addons", "spark3"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    assert "Spark 3 add-on's /opt/spark" in result.output
 
 
 def test_a_captured_sessions_add_on_is_named_from_its_directory() -> None:
@@ -278,6 +337,19 @@ def test_a_runtime_with_add_ons_can_be_named(bundle: BundleFactory) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("cml-r+", "an empty add-on name after '\\+'"),
+        ("cml-r+spark3+spark2", "one session attaches one Spark, not spark3, spark2"),
+    ],
+)
+def test_a_runtime_name_no_session_has_is_refused(name: str, message: str) -> None:
+    """An empty add-on name, or two Sparks in one session, is no workload."""
+    with pytest.raises(RuntimeLoadError, match=message):
+        load_runtime(name)
+
+
 def test_an_unknown_add_on_in_a_runtime_name_is_refused() -> None:
     """A runtime name with an unknown add-on names the known ones."""
     with pytest.raises(RuntimeLoadError, match="no Cloudera add-on is named 'hive'"):
@@ -294,6 +366,9 @@ def test_cli_cloudera_addons_none(bundle: BundleFactory) -> None:
     assert CliRunner().invoke(cli, ["check", b, "--cloudera-addons", "none"]).exit_code == 0
     wrong = CliRunner().invoke(cli, ["check", b, "--cloudera-addons", "hive"])
     assert wrong.exit_code == 2
+    empty = CliRunner().invoke(cli, ["check", b, "--cloudera-addons", ""])
+    assert empty.exit_code == 2
+    assert "names no add-on; give 'none'" in empty.output
 
 
 def test_runtimes_lists_cloudera_add_ons() -> None:
@@ -317,3 +392,56 @@ def test_a_message_naming_an_add_ons_directory_names_that_add_on() -> None:
     assert (
         where([FULL], [ALONE, FULL], message) == "only in workloads that attach the Spark 3 add-on"
     )
+
+
+# -- paths around a Cloudera add-on's -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "child"),
+    [
+        ("/etc/hadoop", "/etc/hadoop/conf"),
+        ("/usr/lib/jvm", "/usr/lib/jvm/java-8-openjdk-amd64"),
+        ("/etc/spark", "/etc/spark/conf"),
+    ],
+)
+def test_a_parent_a_cloudera_add_on_makes_is_its_collision(
+    bundle: BundleFactory, path: str, child: str
+) -> None:
+    """A directory the Hadoop CLI's start-up makes for its link is blamed on it, not the runtime."""
+    report = addon_mount.check([conf_bundle(bundle, path)])
+    [error] = report.errors
+    assert error.code == "AM301"
+    assert "makes for " + child in error.message
+    assert error.message.endswith(IN_WORKLOADS_ATTACHING)
+    assert "the runtime already has" not in error.message
+
+
+@pytest.mark.parametrize(
+    ("path", "theirs"),
+    [
+        ("/etc/hadoop/conf/extra.xml", "the Hadoop CLI add-on's /etc/hadoop/conf"),
+        ("/opt/spark/jars/x.jar", "the Spark 3 add-on's /opt/spark"),
+    ],
+)
+def test_a_path_inside_a_cloudera_add_on_is_a_nested_request(
+    bundle: BundleFactory, path: str, theirs: str
+) -> None:
+    """Below a Cloudera add-on's link is its read-only mount: AM310, naming that add-on's path."""
+    name = path[1:]
+    b = bundle("nested", [path], [(name, "f", 0o644, "x")])
+    report = addon_mount.check([b])
+    [error] = report.errors
+    assert (error.code, error.path) == ("AM310", path)
+    assert error.message == (
+        f"cannot link {path}: it is inside {theirs}, a read-only mount, {IN_WORKLOADS_ATTACHING}"
+    )
+
+
+def test_a_captured_sessions_cloudera_mount_is_read_only(bundle: BundleFactory) -> None:
+    """In a captured session, below the Hadoop CLI's linked conf is its read-only mount."""
+    b = bundle("nested", ["/etc/hadoop/conf/x.xml"], [("etc/hadoop/conf/x.xml", "f", 0o644, "x")])
+    report = addon_mount.check([b], runtime=captured_with_hadoop_cli(), cloudera_addons="none")
+    [error] = report.errors
+    assert error.code == "AM310"
+    assert "the Hadoop CLI add-on's /runtime-addons/hadoop-cli-7.1.9.0-xyz12" in error.message

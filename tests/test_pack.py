@@ -404,3 +404,40 @@ def test_an_unreadable_file_is_a_read_error_and_leaves_no_bundle(tmp_path: Path)
         assert not output.exists()
     finally:
         shutil.rmtree(scratch)
+
+
+def test_derived_paths_leave_room_for_clouderas_add_ons(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """etc/hadoop/x.xml asks for /etc/hadoop/x.xml, not the /etc/hadoop the Hadoop CLI makes."""
+    stage = tmp_path / "stage"
+    (stage / "etc/hadoop").mkdir(parents=True)
+    (stage / "etc/hadoop/x.xml").write_text("x")
+    args = ["pack", str(stage), "--name", "tool"]
+    status, out, _ = run_cli([*args, "-o", str(tmp_path / "a")], capsys)
+    assert status == 0, out
+    paths = json.loads((tmp_path / "a/metadata.json").read_text())["spec"]["paths"]
+    assert paths == ["/etc/hadoop/x.xml"]
+    # Without the add-ons, /etc/hadoop is free, and that check passes too.
+    status, out, _ = run_cli(
+        [*args, "-o", str(tmp_path / "b"), "--cloudera-addons", "none"], capsys
+    )
+    assert status == 0, out
+    paths = json.loads((tmp_path / "b/metadata.json").read_text())["spec"]["paths"]
+    assert paths == ["/etc/hadoop"]
+    # ... but the default check of that bundle names the Hadoop CLI.
+    report = addon_mount.check([tmp_path / "b"])
+    assert [e.code for e in report.errors] == ["AM301"]
+    assert "the Hadoop CLI add-on's start-up makes" in report.errors[0].message
+
+
+def test_pack_refuses_a_cloudera_addons_value_naming_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--cloudera-addons '' is refused before anything is written."""
+    stage = tree(tmp_path / "stage")
+    args = ["pack", str(stage), "-o", str(tmp_path / "o"), "--name", "t", "--cloudera-addons", ""]
+    status, _, err = run_cli(args, capsys)
+    assert status == 2
+    assert "--cloudera-addons: names no add-on" in err
+    assert not (tmp_path / "o").exists()

@@ -19,7 +19,7 @@ from .scenario import Scenario
 ADDON = "tool"
 # The codes of the simulated start-up the oracle compares.
 START_UP = frozenset(
-    {"AM300", "AM301", "AM302", "AM303", "AM304", "AM320", "AM321", "AM330", "AM390"}
+    {"AM300", "AM301", "AM302", "AM303", "AM304", "AM310", "AM320", "AM321", "AM330", "AM390"}
 )
 # Whatever errno a table does not name.
 UNMAPPED = "AM390"
@@ -31,6 +31,7 @@ LINK_ERRNO: Mapping[str, str] = {
     "EACCES": "AM320",  # a parent cdsw may not search, the parent not writable, protected_symlinks
     "EPERM": "AM320",  # the same refusal in its other spelling
     "ELOOP": "AM304",  # a parent is (or goes through) a symlink loop
+    "EROFS": "AM310",  # a parent leads into an add-on's read-only mount
 }
 # os.makedirs(parent, 0o755, exist_ok=True) after symlink said ENOENT -> code
 MAKEDIRS_ERRNO: Mapping[str, str] = {
@@ -40,6 +41,7 @@ MAKEDIRS_ERRNO: Mapping[str, str] = {
     "ELOOP": "AM304",  # a parent is a symlink loop
     "ENOENT": "AM303",  # a parent is a dangling symlink (mkdir below it)
     "EEXIST": "AM303",  # a parent is a dangling symlink (mkdir of the link itself)
+    "EROFS": "AM310",  # the missing parent would be inside an add-on's read-only mount
 }
 # makedirs succeeded: the parent did not exist and cdsw created it -> code
 CREATED_PARENT = "AM330"
