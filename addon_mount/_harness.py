@@ -264,6 +264,15 @@ def with_cloudera_addons(
     return found[1]
 
 
+def _session_environment(image: RuntimeImage) -> dict[str, str]:
+    """SPARK_HOME and the like, when Cloudera's add-ons are attached to *image*."""
+    if not image.meta.get("overlays"):
+        return {}
+    from ._overlays import environment  # noqa: PLC0415 - only this path needs the catalogue
+
+    return environment(image)
+
+
 def _read_inputs(
     bundles: Iterable[str | os.PathLike[str]],
     runtime: str | os.PathLike[str] | RuntimeImage | None,
@@ -384,7 +393,7 @@ def activate(
         owner = patcher or existing
         os_module = owner.fake_modules.get("os") if owner is not None else None
         _linux.install(fs, os_module)
-        session.identity = _session.enter(fs, os_module)
+        session.identity = _session.enter(fs, os_module, _session_environment(image))
         fs.cwd = PROJECT_VOLUME
         helpers.set_uid(CDSW_UID)
         helpers.set_gid(CDSW_GID)

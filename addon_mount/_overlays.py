@@ -75,6 +75,8 @@ class Overlay:
     paths: tuple[OverlayPath, ...]
     #: The archive as mounted: (type letter, name, mode or link target).
     content: tuple[tuple[str, str, str], ...]
+    #: Environment variables a session that attaches it has (SPARK_HOME...).
+    environment: tuple[tuple[str, str], ...] = ()
 
     @property
     def root(self) -> str:
@@ -92,6 +94,7 @@ class Overlay:
             "evidence": self.evidence,
             "notes": self.notes,
             "paths": [attrs.asdict(p) for p in self.paths],
+            "environment": dict(self.environment),
             "default": self.name in default_names(),
         }
 
@@ -117,6 +120,7 @@ def _load() -> tuple[tuple[Overlay, ...], tuple[str, ...]]:
             notes=o["notes"],
             paths=tuple(OverlayPath(**p) for p in o["paths"]),
             content=tuple((c[0], c[1], c[2]) for c in o["content"]),
+            environment=tuple(o.get("environment", {}).items()),
         )
         for o in data["overlays"]
     )
@@ -202,6 +206,14 @@ def attached(image: RuntimeImage) -> list[dict[str, Any]]:
         return []
     value: list[dict[str, Any]] = json.loads(raw)
     return value
+
+
+def environment(image: RuntimeImage) -> dict[str, str]:
+    """The environment variables the Cloudera add-ons attached to *image* give a session."""
+    found: dict[str, str] = {}
+    for info in attached(image):
+        found.update(info.get("environment", {}))
+    return found
 
 
 def present(image: RuntimeImage) -> list[Overlay]:
@@ -311,6 +323,7 @@ def attach(image: RuntimeImage, overlays: Sequence[Overlay]) -> RuntimeImage:
                 "placed": done,
                 "skipped": skipped,
                 "made": made,
+                "environment": dict(overlay.environment),
             }
         )
     shown = "; ".join(

@@ -24,7 +24,7 @@ import grp
 import os
 import pwd
 import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, NoReturn
 
 import attrs
@@ -361,17 +361,23 @@ class Saved:
     added: list[tuple[object, str]] = attrs.field(factory=list)
 
 
-def enter(fs: FakeFilesystem, os_module: object | None = None) -> Saved:
+def enter(
+    fs: FakeFilesystem,
+    os_module: object | None = None,
+    environment: Mapping[str, str] | None = None,
+) -> Saved:
     """Give the process the session's identity over *fs*, and refuse programs.
 
     *os_module* is the fake ``os`` module code under test sees; what the
     session adds to it (set*id on the simulated ids, refusals of calls that
-    would reach the real system) affects only that code.
+    would reach the real system) affects only that code. *environment* adds
+    variables the session has besides :data:`ENVIRONMENT` (SPARK_HOME...).
     """
-    saved = Saved({name: os.environ.get(name) for name in ENVIRONMENT}, [])
+    variables = {**ENVIRONMENT, **(environment or {})}
+    saved = Saved({name: os.environ.get(name) for name in variables}, [])
     try:
         complete_databases(fs)
-        os.environ.update(ENVIRONMENT)
+        os.environ.update(variables)
         replacements: list[tuple[object, dict[str, Callable[..., Any]]]] = [
             (pwd, _passwd_functions(fs)),
             (grp, _group_functions(fs)),
