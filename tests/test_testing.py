@@ -760,7 +760,7 @@ def test_a_path_cloudera_ships_collides_only_with_its_addon(bundle: BundleFactor
 def test_cloudera_addons_are_read_only_and_set_the_sessions_variables(
     bundle: BundleFactory,
 ) -> None:
-    """Spark's and the Hadoop CLI's mounts refuse writes (EROFS); SPARK_HOME and the rest are set."""
+    """Spark's and the Hadoop CLI's mounts refuse writes (EROFS); SPARK_HOME and such are set."""
     tool = bundle("tool", ["/opt/tool"], TOOL)
     before = {name: os.environ.get(name) for name in ("SPARK_HOME", "HADOOP_CONF_DIR")}
     with testing.workload(tool, cloudera_addons="spark3,hadoop-cli"):
@@ -768,7 +768,7 @@ def test_cloudera_addons_are_read_only_and_set_the_sessions_variables(
         assert os.environ["HADOOP_CONF_DIR"] == "/etc/hadoop/conf"
         assert os.path.isdir(os.environ["JAVA_HOME"])  # noqa: PTH112
         for path in ("/opt/spark/new.jar", "/etc/hadoop/conf/new.xml"):
-            with pytest.raises(OSError) as exc:
+            with pytest.raises(OSError, match="Read-only file system") as exc:
                 Path(path).write_text("x")
             assert exc.value.errno == errno.EROFS, path
         # The Spark conf is a copy cdsw owns: users may add to it.
