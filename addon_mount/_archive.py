@@ -223,6 +223,8 @@ class _Reader:
         self.index = ArchiveIndex(source=str(path), contents={} if keep_contents else None)
         self.seen: set[str] = set()
         self.reported_duplicates: set[str] = set()
+        #: Directories with a member below them ("" is the root).
+        self.nonempty: set[str] = {""}
 
     def add(
         self, code: str, message: str, path: str | None = None, severity: Severity | None = None
@@ -408,6 +410,8 @@ class _Reader:
                 )
                 return
             linkname = target
+        if self._blocked(raw_name, name, kind, shown):
+            return
         if name in self.seen and kind != DIRECTORY and name not in self.reported_duplicates:
             self.reported_duplicates.add(name)
             self.add(
@@ -435,12 +439,52 @@ class _Reader:
 
     def _imply_parents(self, name: str, kind: str) -> None:
         directories = self.index.directories
+        nonempty = self.nonempty
         if kind == DIRECTORY:
             directories.add(name)
         parent = name.rpartition("/")[0]
-        while parent not in directories:
+        while parent not in nonempty:
+            nonempty.add(parent)
             directories.add(parent)
             parent = parent.rpartition("/")[0]
+
+    def _blocked(self, raw_name: str, name: str, kind: EntryType, shown: str) -> bool:
+        """True (and AM202) for a member GNU tar cannot extract where the archive put it.
+
+        Below a file or hard link member, its ``open`` fails with 'Not a
+        directory'; a file, link or symlink where a directory already has
+        members cannot replace it ('File exists'), and the directory stays. A
+        member over an empty directory replaces it, as tar does.
+        """
+        directories = self.index.directories
+        parent = name.rpartition("/")[0]
+        if parent not in directories:  # rare: the parent is no directory of the archive yet
+            members = self.index.members
+            while parent not in directories:
+                above = members.get(parent)
+                if above is not None and above.type not in (DIRECTORY, SYMLINK):
+                    word = "hard link" if above.type == HARDLINK else "file"
+                    self.add(
+                        "AM202",
+                        f"member {raw_name!r} is below {parent!r}, a {word} in the archive: "
+                        "tar cannot extract it ('Not a directory') and fails",
+                        shown,
+                    )
+                    return True
+                parent = parent.rpartition("/")[0]
+        if kind != DIRECTORY and name in directories:
+            if name in self.nonempty:
+                word = {SYMLINK: "symlink", HARDLINK: "hard link"}.get(kind, "file")
+                self.add(
+                    "AM202",
+                    f"member {raw_name!r} is a {word} where the archive has a directory with "
+                    "members: tar cannot replace it ('File exists') and fails; the directory "
+                    "stays",
+                    shown,
+                )
+                return True
+            directories.discard(name)  # an empty directory: the member replaces it
+        return False
 
     def _symlink_ok(self, raw_name: str, name: str, target: str, shown: str) -> bool:
         if target.startswith("/"):
@@ -463,7 +507,7 @@ class _Reader:
 
 
 # Codes for members that are not indexed (AM212, a warning, keeps its member).
-_LEFT_OUT: Final = frozenset({"AM210", "AM211", "AM213", "AM214", "AM240"})
+_LEFT_OUT: Final = frozenset({"AM202", "AM210", "AM211", "AM213", "AM214", "AM240"})
 
 
 def _looks_executable(name: str, mode: int) -> bool:

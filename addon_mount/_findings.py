@@ -353,6 +353,24 @@ RULES: Mapping[str, Rule] = _rules(
         after_registration=_IF_REFUSED,
     ),
     Rule(
+        "AM202",
+        "invalid-archive",
+        E,
+        "tar cannot extract a member where the archive puts it",
+        "Keep one member per name: a file and a directory of the same name, or members "
+        "below a file, come from archives made twice into one; 'addon-mount pack' refuses "
+        "them.",
+        "member 'opt/tool/y' is below 'opt/tool', a file in the archive",
+        per_member=True,
+        workload_shows=(
+            "GNU tar stops with an error ('Not a directory', or 'File exists' for a file over "
+            "a directory with members); whether the platform registers the add-on then, and "
+            "with which members, is not documented. Links to the members left out dangle "
+            "(ENOENT)."
+        ),
+        after_registration=_IF_REFUSED,
+    ),
+    Rule(
         "AM210",
         "unsafe-entry",
         E,

@@ -320,6 +320,24 @@ class _Changes:
         return tuple(Change(what, tuple(names)) for what, names in self._names.items())
 
 
+def _refuse_members_below_files(items: Sequence[_Item]) -> None:
+    """PackError for a member below a file of the same archive: tar could not extract it.
+
+    A tarball made twice into one (``opt/tool`` a file in one, a directory
+    in the other) cannot be repaired by guessing which was meant.
+    """
+    kinds = {i.name: i.kind for i in items}
+    for item in items:
+        parent = item.name.rpartition("/")[0]
+        while parent:
+            if kinds.get(parent) in ("f", "h"):
+                raise PackError(
+                    f"{item.name!r} is below {parent!r}, a file in the same archive: tar "
+                    "cannot extract both ('Not a directory'); remove one of them and pack again"
+                )
+            parent = parent.rpartition("/")[0]
+
+
 def _resolve_hardlinks(items: list[_Item]) -> None:
     """Each group of hard links: the first name in archive order holds the data."""
     by_name = {i.name: i for i in items}
@@ -570,6 +588,7 @@ def pack(
             items = _from_tar(stack.enter_context(_open_tar(tarball)), changes)
         if not items:
             raise PackError(f"{str(source)!r} holds nothing to pack")
+        _refuse_members_below_files(items)
         _resolve_hardlinks(items)
         _normalize(items, changes, epoch_note, epoch)
         generated = metadata_in is None

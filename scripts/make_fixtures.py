@@ -324,6 +324,13 @@ def cases() -> dict[str, dict[str, bytes]]:
                 header(b"opt/tool/x", b"0", size=2) + data(b"x\n"),
             ),
         },
+        "cases/file-with-members": {
+            "metadata.json": metadata("clash", ["/opt/tool"]),
+            "addon.tar.gz": raw_targz(
+                header(b"opt/tool", b"0", size=2) + data(b"x\n"),
+                header(b"opt/tool/y", b"0", size=2) + data(b"y\n"),
+            ),
+        },
         "cases/gnu-long-dir": {
             "metadata.json": metadata("longdir", ["/opt/tool"]),
             "addon.tar.gz": raw_targz(

@@ -175,6 +175,7 @@ CASES = {
     "dotdot-member": (None, {("AM210", 1), ("AM300", 1), ("AM330", 1)}),
     "regular-header-dir": (None, {("AM330", 1)}),
     "gnu-long-dir": (None, set()),
+    "file-with-members": (None, {("AM202", 1)}),
     "conda-bin": ("cml-conda", {("AM320", 1)}),
 }
 

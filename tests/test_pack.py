@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -441,3 +442,30 @@ def test_pack_refuses_a_cloudera_addons_value_naming_nothing(
     assert status == 2
     assert "--cloudera-addons: names no add-on" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("members", "below"),
+    [
+        ([("opt/tool", "f", "x"), ("opt/tool/y", "f", "y")], "'opt/tool/y' is below 'opt/tool'"),
+        (
+            [("opt/tool/d", "d", ""), ("opt/tool/d/x", "f", "x"), ("opt/tool/d", "f", "file")],
+            "'opt/tool/d/x' is below 'opt/tool/d'",
+        ),
+    ],
+)
+def test_a_tarball_tar_cannot_extract_is_refused(
+    tmp_path: Path, members: list[tuple[str, str, bytes | str]], below: str
+) -> None:
+    """Members below a file (two tarballs made into one) are refused, and nothing is written."""
+    source = _tarball(tmp_path / "in.tar.gz", members)
+    with pytest.raises(PackError, match=re.escape(below) + ".*'Not a directory'"):
+        pack(source, tmp_path / "out", name="tool", paths=["/opt/tool"])
+    assert not (tmp_path / "out").exists()
+    # check fails the same archive, as GNU tar does (tests/test_tar_semantics.py).
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "metadata.json").write_text('{"name": "tool", "spec": {"paths": ["/opt/tool"]}}')
+    shutil.copy(source, bundle / "addon.tar.gz")
+    report = addon_mount.check([bundle], cloudera_addons="none")
+    assert "AM202" in {f.code for f in report.errors}

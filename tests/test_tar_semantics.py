@@ -373,3 +373,57 @@ def test_where_the_tools_disagree_the_index_follows_gnu_tar(
     assert codes(index) == []
     assert extract("tar", path)[2] == index_tree(index)
     assert extract("bsdtar", path)[2] == bsdtar_makes != index_tree(index)
+
+
+# --- members GNU tar cannot put where the archive says ----------------------------------
+
+
+def require_gnu_tar() -> None:
+    """Skip (fail with CI=true) unless tar is GNU tar."""
+    found = shutil.which("tar") is not None and "GNU tar" in run_tool(
+        ["tar", "--version"]
+    ).stdout.decode("utf-8", "replace")
+    if not found:
+        reason = "tar is not GNU tar: GNU tar is this test's oracle"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def _d(name: bytes) -> bytes:
+    return header(name, b"5", mode=0o755)
+
+
+def _f(name: bytes) -> bytes:
+    return header(name, b"0", size=2) + data(b"x\n")
+
+
+def _l(name: bytes) -> bytes:
+    return header(name, b"2", mode=0o777, linkname=b"sub")
+
+
+CLASHES = {
+    "empty directory, then a file": [_d(b"d"), _f(b"d")],
+    "file, then a directory": [_f(b"d"), _d(b"d")],
+    "file, then a member below it": [_f(b"d"), _f(b"d/x")],
+    "file, then a member two below it": [_f(b"d"), _f(b"d/e/x")],
+    "member, then a file over its directory": [_f(b"d/x"), _f(b"d")],
+    "symlink, then a directory": [_d(b"sub"), _l(b"d"), _d(b"d"), _f(b"d/x")],
+    "file, then a symlink": [_f(b"d"), _l(b"d")],
+    "member, then a symlink over its directory": [_d(b"sub"), _f(b"d/x"), _l(b"d")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLASHES))
+def test_a_member_gnu_tar_cannot_extract_is_am202(tmp_path: Path, case: str) -> None:
+    """GNU tar fails exactly where the index says AM202, and makes what the index holds."""
+    require_gnu_tar()
+    path = write_archive(tmp_path, *CLASHES[case])
+    index = read_archive(path)
+    status, stderr, tree = extract("tar", path)
+    assert tree == index_tree(index)
+    assert (status != 0) == ("AM202" in codes(index)), stderr
+    if status != 0:
+        [finding] = [f for f in index.findings if f.code == "AM202"]
+        reason = "Not a directory" if "Not a directory" in stderr else "File exists"
+        assert f"('{reason}')" in finding.message
