@@ -487,6 +487,14 @@ def _check_requested(
     problems: list[Any],
 ) -> None:
     link = links.get(path)
+    if link is None:
+        # The walk finds links at their real paths: /bin/tool is /usr/bin/tool.
+        try:
+            real_parent = probe.resolve(posixpath.dirname(path))[0]
+        except RefusedError:
+            real_parent = None
+        if real_parent is not None:
+            link = links.get(posixpath.join(real_parent, posixpath.basename(path)))
     if link is not None and link["mount"] in own:
         return  # linked; its state is reported with the links
     if link is not None:

@@ -475,3 +475,34 @@ def test_the_script_as_cdsw_agrees_with_the_model(
     }
     assert content(json.loads(live.stdout)) == expected
     assert content(json.loads(out)) == expected
+
+
+def test_a_path_requested_through_a_symlinked_parent_is_the_addons_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """/bin/tool with /bin -> usr/bin is linked at /usr/bin/tool: ok, in the script too."""
+    root = live_root(tmp_path / "root")
+    (root / MOUNT[1:] / "bin").mkdir()
+    (root / MOUNT[1:] / "bin/bt").write_text("#!/bin/sh\n")
+    (root / MOUNT[1:] / "bin/bt").chmod(0o755)
+    (root / "bin").symlink_to("usr/bin")
+    (root / "usr/bin/bt").symlink_to(f"{MOUNT}/bin/bt")
+    meta = metadata(tmp_path, paths=("/opt/tool", "/bin/bt"))
+    _, out, _ = run_cli(["doctor", str(root), "--metadata", str(meta), "-f", "json"], capsys)
+    ours = json.loads(out)
+    _, script, _ = run_cli(["doctor", "--print-script"], capsys)
+    (tmp_path / "doctor.py").write_text(script)
+    live = subprocess.run(
+        [sys.executable, "-I", "-S", str(tmp_path / "doctor.py"), "--root", str(root)]
+        + ["--metadata", str(meta), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for result in (ours, json.loads(live.stdout)):
+        assert ("/usr/bin/bt", "ok", "tool") in {
+            (x["path"], x["state"], x["addon"]) for x in result["links"]
+        }
+        # The live root's other links dangle or loop; nothing is said of /bin/bt.
+        assert [p for p in result["problems"] if p["path"] == "/bin/bt"] == []
+        assert {p["path"] for p in result["problems"]} == {"/usr/bin/tool", "/usr/bin/loop"}
