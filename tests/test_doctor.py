@@ -492,9 +492,9 @@ def test_a_path_requested_through_a_symlinked_parent_is_the_addons_link(
     ours = json.loads(out)
     _, script, _ = run_cli(["doctor", "--print-script"], capsys)
     (tmp_path / "doctor.py").write_text(script)
+    args = ["--root", str(root), "--metadata", str(meta), "--json"]
     live = subprocess.run(
-        [sys.executable, "-I", "-S", str(tmp_path / "doctor.py"), "--root", str(root)]
-        + ["--metadata", str(meta), "--json"],
+        [sys.executable, "-I", "-S", str(tmp_path / "doctor.py"), *args],
         capture_output=True,
         text=True,
         check=False,
