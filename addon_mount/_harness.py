@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -423,5 +424,8 @@ def deactivate(session: Session) -> None:
     finally:
         helpers.set_uid(session.ids[0])
         helpers.set_gid(session.ids[1])
+        if session.identity is not None:
+            # pyfakefs's tearDown clears tempfile's cached directory: give back the host's.
+            tempfile.tempdir = session.identity.tempdir
         if session in _ACTIVE:
             _ACTIVE.remove(session)

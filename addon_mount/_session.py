@@ -18,17 +18,26 @@ before the workload started (``from os import system``) is not.
 
 from __future__ import annotations
 
+import _io
 import _posixsubprocess
 import errno
 import grp
+import importlib.abc
+import importlib.util
+import io
 import os
+import posixpath
 import pwd
 import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 from typing import Any, Final, NoReturn
 
 import attrs
-from pyfakefs import helpers
+from pyfakefs import fake_open, helpers
 from pyfakefs.fake_file import FakeDirectory, FakeFile
 from pyfakefs.fake_filesystem import FakeFilesystem
 
@@ -47,7 +56,10 @@ ENVIRONMENT: Final = {
     "USER": CDSW_USER,
     "LOGNAME": CDSW_USER,
     "PATH": SESSION_PATH,
+    "PWD": PROJECT_VOLUME,
 }
+#: Variables of the host process a session does not have.
+HOST_ONLY: Final = ("TMPDIR", "TEMP", "TMP", "OLDPWD")
 USERS_FILE: Final = "/etc/passwd"
 GROUPS_FILE: Final = "/etc/group"
 # What every Cloudera runtime's databases hold for root and cdsw: Debian's root,
@@ -229,6 +241,8 @@ def _id_functions() -> dict[str, Callable[..., Any]]:
         "geteuid": helpers.get_uid,
         "getegid": helpers.get_gid,
         "getgroups": lambda: [helpers.get_gid()],
+        "getresuid": lambda: (helpers.get_uid(),) * 3,
+        "getresgid": lambda: (helpers.get_gid(),) * 3,
     }
 
 
@@ -351,14 +365,90 @@ _OS_MODULE_FUNCTIONS: Final = {
 # -- entering and leaving ------------------------------------------------------------------
 
 
+# -- Python modules an add-on ships ---------------------------------------------------------
+
+_IN_A_MOUNT: Final = "/runtime-addons/"
+
+
+def _addon_file(fs: FakeFilesystem, path: str) -> bool:
+    """True when *path* is a file of an add-on's mount in the fake filesystem (as cdsw sees)."""
+    try:
+        real = fs.resolve_path(path)
+    except OSError:
+        return False
+    return real.startswith(_IN_A_MOUNT) and fs.isfile(path)
+
+
+class _AddonLoader(importlib.abc.Loader):
+    """Runs a module's source read from the fake filesystem; no bytecode is cached."""
+
+    def __init__(self, fs: FakeFilesystem, path: str) -> None:
+        self.fs = fs
+        self.path = path
+
+    def create_module(self, spec: ModuleSpec) -> None:
+        return None
+
+    def exec_module(self, module: ModuleType) -> None:
+        with fake_open.FakeFileOpen(self.fs)(self.path, "rb") as f:
+            source = f.read()
+        exec(compile(source, self.path, "exec", dont_inherit=True), module.__dict__)  # noqa: S102
+
+
+class _AddonFinder(importlib.abc.MetaPathFinder):
+    """Finds modules on ``sys.path`` entries inside add-ons' mounts (``/opt/pylib``...).
+
+    Last on ``sys.meta_path``: what Python finds on the real system comes
+    first, as the interpreter and its libraries are the host's.
+    """
+
+    def __init__(self, fs: FakeFilesystem) -> None:
+        self.fs = fs
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: object = None
+    ) -> ModuleSpec | None:
+        name = fullname.rpartition(".")[2]
+        for entry in sys.path if path is None else path:
+            if not isinstance(entry, str) or not entry.startswith("/"):
+                continue
+            base = posixpath.join(entry, name)
+            for candidate, package in ((f"{base}/__init__.py", True), (f"{base}.py", False)):
+                if _addon_file(self.fs, candidate):
+                    loader = _AddonLoader(self.fs, candidate)
+                    return importlib.util.spec_from_file_location(
+                        fullname,
+                        candidate,
+                        loader=loader,
+                        submodule_search_locations=[base] if package else None,
+                    )
+        return None
+
+
+def _open_code(fs: FakeFilesystem, real: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``io.open_code`` that reads an add-on's files from the fake filesystem."""
+
+    def open_code(path: str) -> Any:
+        if isinstance(path, str) and _addon_file(fs, path):
+            return fake_open.FakeFileOpen(fs)(path, "rb")
+        return real(path)
+
+    return open_code
+
+
 @attrs.define
 class Saved:
     """What :func:`enter` replaced, to put back."""
 
-    environ: dict[str, str | None]
+    #: The whole environment as it was.
+    environ: dict[str, str]
     attributes: list[tuple[object, str, object]]
     #: Functions put on the fake ``os`` module's instance, to remove.
     added: list[tuple[object, str]] = attrs.field(factory=list)
+    #: ``tempfile.tempdir`` as it was (the host's, cached).
+    tempdir: str | None = None
+    #: The finder of add-ons' modules put on ``sys.meta_path``, to remove.
+    finder: object | None = None
 
 
 def enter(
@@ -373,11 +463,15 @@ def enter(
     would reach the real system) affects only that code. *environment* adds
     variables the session has besides :data:`ENVIRONMENT` (SPARK_HOME...).
     """
-    variables = {**ENVIRONMENT, **(environment or {})}
-    saved = Saved({name: os.environ.get(name) for name in variables}, [])
+    saved = Saved(dict(os.environ), [], tempdir=tempfile.tempdir)
     try:
         complete_databases(fs)
-        os.environ.update(variables)
+        # The host's temporary directory (macOS always sets TMPDIR) is not the
+        # session's: tempfile finds /tmp of the workload instead.
+        for name in HOST_ONLY:
+            os.environ.pop(name, None)
+        os.environ.update({**ENVIRONMENT, **(environment or {})})
+        tempfile.tempdir = None
         replacements: list[tuple[object, dict[str, Callable[..., Any]]]] = [
             (pwd, _passwd_functions(fs)),
             (grp, _group_functions(fs)),
@@ -385,7 +479,15 @@ def enter(
             (os, _REFUSALS),
             (subprocess.Popen, {"__init__": _refuse_popen}),
             (_posixsubprocess, {"fork_exec": _refuse_fork_exec}),
+            (_io, {"open_code": _open_code(fs, _io.open_code)}),
+            (io, {"open_code": _open_code(fs, io.open_code)}),
         ]
+        # An add-on's modules are imported from the fake filesystem; nothing is
+        # written back as bytecode (its __pycache__ would be on the real disk).
+        saved.attributes.append((sys, "dont_write_bytecode", sys.dont_write_bytecode))
+        sys.dont_write_bytecode = True
+        saved.finder = _AddonFinder(fs)
+        sys.meta_path.append(saved.finder)
         for owner, functions in replacements:
             for name, function in functions.items():
                 saved.attributes.append((owner, name, getattr(owner, name)))
@@ -402,14 +504,23 @@ def enter(
 
 def leave(saved: Saved) -> None:
     """Put back what :func:`enter` replaced: the environment and every function."""
+    if saved.finder is not None:
+        if saved.finder in sys.meta_path:
+            sys.meta_path.remove(saved.finder)
+        # Modules an add-on shipped are gone with its filesystem.
+        for name, module in list(sys.modules.items()):
+            if isinstance(getattr(module, "__loader__", None), _AddonLoader):
+                del sys.modules[name]
+        saved.finder = None
     while saved.added:
         owner, name = saved.added.pop()
         owner.__dict__.pop(name, None)
     while saved.attributes:
         owner, name, original = saved.attributes.pop()
         setattr(owner, name, original)
+    for name in [n for n in os.environ if n not in saved.environ]:
+        del os.environ[name]
     for name, value in saved.environ.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
+        if os.environ.get(name) != value:
             os.environ[name] = value
+    tempfile.tempdir = saved.tempdir

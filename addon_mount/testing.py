@@ -65,6 +65,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
 
+from pyfakefs import helpers
 from pyfakefs.fake_filesystem import FakeFilesystem
 
 from . import _harness, _render
@@ -73,7 +74,7 @@ from ._metadata import PROJECT_VOLUME, staging_root
 from ._report import Finding, Link, Report
 from ._runtime import BUILTIN_PREFIX, RuntimeImage, builtin_names, load_runtime
 from ._session import CDSW_USER, CannotRunProgramError, HarnessError, NotSimulatedError
-from ._workload import CDSW_GID, CDSW_UID, ROOT_UID, running_as
+from ._workload import CDSW_GID, CDSW_UID, ROOT_UID
 
 __all__ = [
     "CDSW_GID",
@@ -208,10 +209,20 @@ class StartedWorkload:
 
     @contextmanager
     def as_user(self, uid: int, gid: int) -> Iterator[None]:
-        """Run the block as another user in the fake filesystem, then as cdsw again."""
+        """Run the block as another user in the fake filesystem, then as cdsw again.
+
+        A workload stopped inside the block keeps the ids :meth:`stop` put back.
+        """
         self._require_active()
-        with running_as(uid, gid):
+        previous = helpers.get_uid(), helpers.get_gid()
+        helpers.set_uid(uid)
+        helpers.set_gid(gid)
+        try:
             yield
+        finally:
+            if self._active:
+                helpers.set_uid(previous[0])
+                helpers.set_gid(previous[1])
 
     def as_root(self) -> AbstractContextManager[None]:
         """Run the block as root: to prepare files where cdsw may not write.

@@ -9,6 +9,7 @@ import asyncio
 import errno
 import getpass
 import grp
+import importlib.util
 import multiprocessing
 import multiprocessing.popen_fork
 import multiprocessing.popen_spawn_posix
@@ -19,11 +20,13 @@ import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from unittest import mock
 
 import pytest
+from pyfakefs import helpers
 from pyfakefs.fake_filesystem import FakeFilesystem
 
 from addon_mount import RuntimeImage, testing
@@ -176,6 +179,52 @@ def test_identity_is_put_back(tool: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert process_state() == state
 
 
+def test_the_whole_environment_is_put_back(tool: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A variable set inside is gone after, one removed inside is back; PWD is the session's."""
+    monkeypatch.setenv("SHELL_OF_HOST", "/bin/zsh")
+    before = dict(os.environ)
+    with testing.workload(tool):
+        assert os.environ["PWD"] == str(Path.cwd()) == "/home/cdsw"  # noqa: S105
+        os.environ["SET_INSIDE"] = "1"
+        del os.environ["SHELL_OF_HOST"]
+    assert dict(os.environ) == before
+
+
+def test_the_hosts_temporary_directory_is_not_the_sessions(
+    tool: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """TMPDIR (macOS always sets it) is the host's: tempfile uses the workload's /tmp."""
+    host_tmp = tmp_path / "host-tmp"
+    host_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(host_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(host_tmp))  # as a capture plugin caches it
+    with testing.workload(tool):
+        assert "TMPDIR" not in os.environ
+        fd, name = tempfile.mkstemp()
+        os.close(fd)
+        assert name.startswith("/tmp/")
+        assert Path(name).stat().st_uid == CDSW
+    assert os.environ["TMPDIR"] == str(host_tmp)
+    assert tempfile.tempdir == str(host_tmp)
+    assert list(host_tmp.iterdir()) == []  # nothing reached the real disk
+
+
+def test_stopping_inside_as_root_puts_the_hosts_ids_back(tool: Path) -> None:
+    """stop() inside as_root() or as_user(): the ids after are the host's, not cdsw's."""
+    with testing.workload(tool) as wl, wl.as_root():
+        wl.stop()
+    with testing.workload(tool) as wl, wl.as_user(1234, 1234):
+        wl.stop()
+    assert (helpers.get_uid(), helpers.get_gid()) == (os.getuid(), os.getgid())
+
+
+def test_resuid_and_resgid_are_the_simulated_ids(session: testing.StartedWorkload) -> None:
+    """getresuid and getresgid answer like getuid: cdsw's, root's inside as_root()."""
+    assert (os.getresuid(), os.getresgid()) == ((CDSW,) * 3, (CDSW,) * 3)
+    with session.as_user(1234, 99):
+        assert (os.getresuid(), os.getresgid()) == ((1234,) * 3, (99,) * 3)
+
+
 # -- programs -----------------------------------------------------------------------------
 
 PROGRAM_CALLS: dict[str, Callable[[], object]] = {
@@ -322,3 +371,42 @@ def test_root_sets_the_simulated_id(session: testing.StartedWorkload) -> None:
         assert os.getuid() == 8536
         with pytest.raises(PermissionError):
             Path("/root/x").write_text("x")
+
+
+# -- modules an add-on ships ------------------------------------------------------------------
+
+PYLIB = [
+    ("opt/pylib/addon_mod.py", "f", 0o644, "VALUE = 42\n"),
+    ("opt/pylib/addon_pkg/__init__.py", "f", 0o644, "from .inner import NAME\n"),
+    ("opt/pylib/addon_pkg/inner.py", "f", 0o644, "NAME = 'inner'\n"),
+    ("opt/pylib/addon_secret.py", "f", 0o600, "X = 1\n"),
+]
+
+
+def test_an_addons_modules_import_from_its_mount(bundle: BundleFactory) -> None:
+    """import finds modules and packages on sys.path entries the add-on links; none after."""
+    pylib = bundle("pylib", ["/opt/pylib"], PYLIB)
+    sys.path.insert(0, "/opt/pylib")
+    try:
+        with testing.workload(pylib):
+            import addon_mod  # type: ignore[import-not-found]
+            import addon_pkg  # type: ignore[import-not-found]
+
+            assert (addon_mod.VALUE, addon_pkg.NAME) == (42, "inner")
+            assert addon_mod.__file__ == "/opt/pylib/addon_mod.py"
+            spec = importlib.util.spec_from_file_location("by_path", "/opt/pylib/addon_mod.py")
+            assert spec is not None
+            assert spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            assert module.VALUE == 42
+            with pytest.raises(PermissionError):  # root's 600: cdsw may not read it
+                import addon_secret  # type: ignore[import-not-found]  # noqa: F401
+        assert "addon_mod" not in sys.modules
+        assert "addon_pkg.inner" not in sys.modules
+        with pytest.raises(ModuleNotFoundError):
+            import addon_mod
+    finally:
+        sys.path.remove("/opt/pylib")
+        for name in ("addon_mod", "addon_pkg", "addon_pkg.inner", "addon_secret"):
+            sys.modules.pop(name, None)
