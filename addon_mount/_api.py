@@ -17,6 +17,7 @@ import os
 import re
 import shlex
 import ssl
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,6 +37,8 @@ LIST_PATH: Final = "/api/v2/runtimeaddons"
 STATUS_PATH: Final = "/api/v2/runtimeaddons:updatestatus"
 REGISTER_PATH: Final = "/api/v2/runtimeaddons/custom"
 DEFAULT_TIMEOUT: Final = 60.0
+#: No API answer is this large; a server sending more is cut off.
+MAX_ANSWER_BYTES: Final = 64 << 20
 PAGE_SIZE: Final = 100
 # A workspace with more pages than this is answering in a loop.
 MAX_PAGES: Final = 1000
@@ -117,11 +120,18 @@ def workspace_url(text: str) -> str:
     """The workspace's base URL from what the user typed; plain http only to this machine."""
     url = text.strip().rstrip("/")
     url = url.removesuffix("/api/v2").rstrip("/")
-    parts = urllib.parse.urlsplit(url)
+    like = "https://ml-1234abcd.example.cloudera.site"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # ValueError for a port that is no number, or out of range
+    except ValueError as exc:
+        raise ApiError(f"--workspace {text!r} is not a URL like {like}: {exc}") from exc
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ApiError(
-            f"--workspace {text!r} is not a URL like https://ml-1234abcd.example.cloudera.site"
-        )
+        raise ApiError(f"--workspace {text!r} is not a URL like {like}")
+    if port == 0:
+        raise ApiError(f"--workspace {text!r} is not a URL like {like}: port 0")
+    if any(c.isspace() for c in url) or not _host_ok(parts.hostname):
+        raise ApiError(f"--workspace {text!r} is not a URL like {like}: not a host name")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ApiError(f"--workspace {text!r} must be the workspace's address alone")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
@@ -129,6 +139,21 @@ def workspace_url(text: str) -> str:
             f"refusing to send the API key over plain http to {parts.hostname!r}; use https"
         )
     return url
+
+
+def _host_ok(host: str) -> bool:
+    """A DNS name (letters, digits, '-', '.'), or an IP address."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return (
+            re.fullmatch(
+                r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?",
+                host,
+            )
+            is not None
+        )
+    return True
 
 
 def _is_loopback(host: str) -> bool:
@@ -259,8 +284,10 @@ class Workspace:
         log = get_logger()
         log.debug("api_request", method=method, path=path)
         try:
-            with self._client() as client:
-                response = client.request(method, path, **kwargs)
+            with self._client() as client, client.stream(method, path, **kwargs) as streamed:
+                response = self._read_answer(what, streamed)
+        except httpx.InvalidURL as exc:
+            raise ApiError(f"{what}: {self.url} is not a URL httpx can call: {exc}") from exc
         except httpx.TimeoutException as exc:
             raise ApiError(
                 f"{what}: {self.url} sent nothing for {self.timeout:g} s (--timeout)"
@@ -271,6 +298,47 @@ class Workspace:
             raise ApiError(f"{what}: {self.url} broke off the call: {_reason(exc)}") from exc
         log.debug("api_response", method=method, path=path, status=response.status_code)
         return _answer(what, response, self.url, self.key)
+
+    def _read_answer(self, what: str, streamed: httpx.Response) -> httpx.Response:
+        """The whole answer, read within --timeout of its first byte (a trickle is cut off)."""
+        import httpx  # noqa: PLC0415
+
+        deadline = time.monotonic() + self.timeout
+        chunks: list[bytes] = []
+        size = 0
+        answer = streamed.iter_bytes()
+        while True:
+            try:
+                chunk = next(answer, None)
+            except httpx.DecodingError as exc:
+                encoding = streamed.headers.get("content-encoding", "none")
+                raise ApiError(
+                    f"{what}: {self.url} sent an answer that does not decode as its "
+                    f"Content-Encoding ({encoding}) says: {_reason(exc)}"
+                ) from exc
+            if chunk is None:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise ApiError(
+                    f"{what}: {self.url} sent more than {MAX_ANSWER_BYTES:,} bytes; "
+                    "that is no API answer"
+                )
+            if time.monotonic() > deadline:
+                raise ApiError(
+                    f"{what}: {self.url} did not finish its answer within {self.timeout:g} s "
+                    "(--timeout)"
+                )
+        headers = [
+            (k, v) for k, v in streamed.headers.multi_items() if k.lower() != "content-encoding"
+        ]
+        return httpx.Response(
+            streamed.status_code,
+            headers=headers,
+            content=b"".join(chunks),
+            request=streamed.request,
+        )
 
     # -- the calls ------------------------------------------------------------------------
 

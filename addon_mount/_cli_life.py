@@ -142,6 +142,8 @@ def pack_command(
     """
     from ._pack import PackError, pack  # noqa: PLC0415
 
+    if str(output) == "-":
+        raise _cannot("pack writes a bundle directory: -o takes a directory, not '-'")
     _cloudera_addons(cloudera_addons)
     images = _load(runtimes)
     try:
@@ -214,10 +216,13 @@ def _workspace_options(func: Any) -> Any:
 def _workspace(
     url: str, api_key_file: Path | None, ca_bundle: Path | None, timeout: float
 ) -> Workspace:
-    from ._api import ApiError, Workspace, read_key  # noqa: PLC0415
+    from ._api import ApiError, Workspace, read_key, workspace_url  # noqa: PLC0415
 
     try:
-        return Workspace(url, read_key(api_key_file), ca_bundle=ca_bundle, timeout=timeout)
+        # The URL first: a mistyped --workspace is said before a missing key.
+        return Workspace(
+            workspace_url(url), read_key(api_key_file), ca_bundle=ca_bundle, timeout=timeout
+        )
     except ApiError as exc:
         raise _cannot(str(exc)) from exc
 
@@ -645,7 +650,7 @@ def _print_doctor_script(output: Path | None, force: bool) -> int:
     from ._files import atomic_write  # noqa: PLC0415
 
     source = resources.files("addon_mount").joinpath("_doctor_script.py").read_text("utf-8")
-    if output is None:
+    if output is None or str(output) == "-":  # '-o -' is standard output, as for check
         click.echo(source, nl=False)
         return EXIT_OK
     try:

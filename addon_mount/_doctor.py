@@ -46,7 +46,11 @@ class ModelProbe:
         return f"uid {self.cred.uid}" + (" (cdsw)" if self.cred == CDSW else "")
 
     def mounts(self) -> list[str]:
-        names = {posixpath.basename(e.path) for e in self.image.children(script.MOUNT_ROOT)}
+        names = {
+            posixpath.basename(e.path)
+            for e in self.image.children(script.MOUNT_ROOT)
+            if e.is_dir  # a stray file there is no mount
+        }
         names.update(posixpath.basename(root) for root in self.workload.view.mounts)
         return sorted(names)
 

@@ -189,10 +189,13 @@ class LiveProbe:
     # The interface diagnose() uses --------------------------------------------------------
 
     def mounts(self) -> list[str]:
+        """The directories under /runtime-addons (a stray file there is no mount)."""
+        top = self._host(MOUNT_ROOT)
         try:
-            return sorted(os.listdir(self._host(MOUNT_ROOT)))
+            names = os.listdir(top)
         except OSError:
             return []
+        return sorted(n for n in names if os.path.isdir(os.path.join(top, n)))
 
     def symlinks(self) -> Iterator[tuple[str, str]]:
         top = self._lstat("/")

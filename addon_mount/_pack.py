@@ -187,7 +187,7 @@ def _check_name(name: str) -> None:
         name.encode("utf-8")
     except UnicodeEncodeError as exc:
         shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise PackError(f"the name {shown!r} is not UTF-8; rename it") from exc
+        raise PackError(f"the name '{shown}' is not UTF-8; rename it") from exc
 
 
 # -- reading a tarball ----------------------------------------------------------------------

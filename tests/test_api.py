@@ -6,11 +6,13 @@ import gc
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
+import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
@@ -481,6 +483,12 @@ def test_the_key_comes_from_the_environment_or_a_file(
         ("http://ml.example.site", "refusing to send the API key over plain http"),
         ("ml.example.site", "is not a URL like https://"),
         ("https://user:pw@ml.example.site", "must be the workspace's address alone"),
+        ("https://ml.example.site:abc", "Port could not be cast"),
+        ("https://ml.example.site:70000", "Port out of range"),
+        ("https://ml.example.site:0", "port 0"),
+        ("https://[::1", "Invalid IPv6 URL"),
+        ("https://ml example.site", "not a host name"),
+        ("https://ml_1.example.site", "not a host name"),
     ],
 )
 def test_workspace_urls(url: str, message: str) -> None:
@@ -635,3 +643,89 @@ def test_register_checks_the_workloads_with_clouderas_add_ons(
     assert status == 2
     assert "no Cloudera add-on is named 'hive'" in err
     assert server.received == []
+
+
+@pytest.mark.parametrize("command", [["addons"], ["register", str(DOCS), "--dry-run"]])
+def test_a_malformed_workspace_url_is_one_line(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A port that is no number is a usage error before anything runs, --dry-run too."""
+    status, out, err = cli([*command, "-w", "https://ml.example.site:abc"], capsys)
+    assert status == 2
+    assert err.startswith("addon-mount: error: --workspace 'https://ml.example.site:abc' is not")
+    assert "curl" not in out
+
+
+def _raw_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A server on 127.0.0.1 that reads each request's head and lets *answer* misbehave."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    got = conn.recv(65536)
+                    if not got:
+                        break
+                    head += got
+                answer(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def _trickle(conn: socket.socket) -> None:
+    body = b'{"runtime_addons": [], "next_page_token": ""}' + b" " * 100
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+    conn.sendall(b"Content-Length: %d\r\n\r\n" % len(body))
+    for byte in body:
+        try:
+            conn.send(bytes([byte]))
+        except OSError:
+            return
+        time.sleep(0.1)
+
+
+def _bad_gzip(conn: socket.socket) -> None:
+    body = b"not gzip at all"
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (_trickle, "did not finish its answer within 1 s (--timeout)"),
+        (_bad_gzip, "does not decode as its Content-Encoding (gzip) says"),
+    ],
+)
+def test_an_answer_that_trickles_or_does_not_decode_is_one_line(
+    answer: Callable[[socket.socket], None],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--timeout bounds the whole answer, not each read; a broken encoding is no traceback."""
+    monkeypatch.setenv("CDSW_APIV2_KEY", KEY)
+    for url in _raw_server(answer):
+        started = time.monotonic()
+        status, _, err = run_cli(["addons", "-w", url, "--timeout", "1"], capsys)
+        assert status == 2
+        assert message in err
+        assert err.count("\n") == 1
+        assert time.monotonic() - started < 5

@@ -506,3 +506,37 @@ def test_a_path_requested_through_a_symlinked_parent_is_the_addons_link(
         # The live root's other links dangle or loop; nothing is said of /bin/bt.
         assert [p for p in result["problems"] if p["path"] == "/bin/bt"] == []
         assert {p["path"] for p in result["problems"]} == {"/usr/bin/tool", "/usr/bin/loop"}
+
+
+def test_print_script_to_standard_output_with_a_dash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'doctor --print-script -o -' prints the script, as without -o; no file named '-'."""
+    monkeypatch.chdir(tmp_path)
+    status, plain, _ = run_cli(["doctor", "--print-script"], capsys)
+    assert status == 0
+    status, dashed, _ = run_cli(["doctor", "--print-script", "-o", "-"], capsys)
+    assert (status, dashed) == (0, plain)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stray_file_in_runtime_addons_is_no_mount(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only directories under /runtime-addons are mounts, in the package and the script."""
+    root = live_root(tmp_path / "root")
+    (root / "runtime-addons/custom-addon-file").write_text("")
+    meta = metadata(tmp_path)
+    _, out, _ = run_cli(["doctor", str(root), "--metadata", str(meta), "-f", "json"], capsys)
+    _, script, _ = run_cli(["doctor", "--print-script"], capsys)
+    (tmp_path / "doctor.py").write_text(script)
+    args = ["--root", str(root), "--metadata", str(meta), "--json"]
+    live = subprocess.run(
+        [sys.executable, "-I", "-S", str(tmp_path / "doctor.py"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for result in (json.loads(out), json.loads(live.stdout)):
+        shown = json.dumps(result["mounts"]) + json.dumps(result["not_mounted"])
+        assert "custom-addon-file" not in shown

@@ -469,3 +469,26 @@ def test_a_tarball_tar_cannot_extract_is_refused(
     shutil.copy(source, bundle / "addon.tar.gz")
     report = addon_mount.check([bundle], cloudera_addons="none")
     assert "AM202" in {f.code for f in report.errors}
+
+
+def test_pack_refuses_a_dash_for_its_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bundle is a directory: '-o -' is refused, and no directory named '-' is made."""
+    stage = tree(tmp_path / "stage")
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run_cli(["pack", str(stage), "-o", "-", "--name", "tool"], capsys)
+    assert status == 2
+    assert "-o takes a directory, not '-'" in err
+    assert not (tmp_path / "-").exists()
+
+
+def test_a_name_that_is_not_utf8_is_shown_once_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal shows the name's bytes as one backslash escape each."""
+    stage = tree(tmp_path / "stage")
+    (stage / "opt/tool").joinpath(os.fsdecode(b"\xff\xfe")).write_text("x")
+    status, _, err = run_cli(["pack", str(stage), "-o", str(tmp_path / "o"), "--name", "t"], capsys)
+    assert status == 2
+    assert "the name 'opt/tool/\\xff\\xfe' is not UTF-8" in err
