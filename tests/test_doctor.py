@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -477,6 +478,23 @@ def test_the_script_as_cdsw_agrees_with_the_model(
     assert content(json.loads(out)) == expected
 
 
+def package_and_script(
+    tmp_path: Path, root: Path, meta: Path, capsys: pytest.CaptureFixture[str]
+) -> list[dict[str, Any]]:
+    """The JSON results of `doctor ROOT` and of doctor.py run on ROOT with python3 -I -S."""
+    _, out, _ = run_cli(["doctor", str(root), "--metadata", str(meta), "-f", "json"], capsys)
+    _, script, _ = run_cli(["doctor", "--print-script"], capsys)
+    (tmp_path / "doctor.py").write_text(script)
+    args = ["--root", str(root), "--metadata", str(meta), "--json"]
+    live = subprocess.run(
+        [sys.executable, "-I", "-S", str(tmp_path / "doctor.py"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return [json.loads(out), json.loads(live.stdout)]
+
+
 def test_a_path_requested_through_a_symlinked_parent_is_the_addons_link(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -488,18 +506,7 @@ def test_a_path_requested_through_a_symlinked_parent_is_the_addons_link(
     (root / "bin").symlink_to("usr/bin")
     (root / "usr/bin/bt").symlink_to(f"{MOUNT}/bin/bt")
     meta = metadata(tmp_path, paths=("/opt/tool", "/bin/bt"))
-    _, out, _ = run_cli(["doctor", str(root), "--metadata", str(meta), "-f", "json"], capsys)
-    ours = json.loads(out)
-    _, script, _ = run_cli(["doctor", "--print-script"], capsys)
-    (tmp_path / "doctor.py").write_text(script)
-    args = ["--root", str(root), "--metadata", str(meta), "--json"]
-    live = subprocess.run(
-        [sys.executable, "-I", "-S", str(tmp_path / "doctor.py"), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    for result in (ours, json.loads(live.stdout)):
+    for result in package_and_script(tmp_path, root, meta, capsys):
         assert ("/usr/bin/bt", "ok", "tool") in {
             (x["path"], x["state"], x["addon"]) for x in result["links"]
         }
@@ -527,16 +534,6 @@ def test_a_stray_file_in_runtime_addons_is_no_mount(
     root = live_root(tmp_path / "root")
     (root / "runtime-addons/custom-addon-file").write_text("")
     meta = metadata(tmp_path)
-    _, out, _ = run_cli(["doctor", str(root), "--metadata", str(meta), "-f", "json"], capsys)
-    _, script, _ = run_cli(["doctor", "--print-script"], capsys)
-    (tmp_path / "doctor.py").write_text(script)
-    args = ["--root", str(root), "--metadata", str(meta), "--json"]
-    live = subprocess.run(
-        [sys.executable, "-I", "-S", str(tmp_path / "doctor.py"), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    for result in (json.loads(out), json.loads(live.stdout)):
+    for result in package_and_script(tmp_path, root, meta, capsys):
         shown = json.dumps(result["mounts"]) + json.dumps(result["not_mounted"])
         assert "custom-addon-file" not in shown
