@@ -46,11 +46,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    specs = config.getoption("addon_runtime") or config.getini("addon_runtime")
+    specs = config.getoption("addon_runtime")
+    where = _OPTION
+    if not specs:
+        specs = [_from_ini(config, spec) for spec in config.getini("addon_runtime")]
+        where = f"addon_runtime in {config.inipath}" if config.inipath else "addon_runtime"
     try:
         config.stash[_SELECTED] = runtimes(*specs) if specs else []
     except RuntimeLoadError as exc:
-        raise pytest.UsageError(f"{_OPTION}: {exc}") from exc
+        raise pytest.UsageError(f"{where}: {exc}") from exc
+
+
+def _from_ini(config: pytest.Config, spec: str) -> str:
+    """A relative path in the ini file is relative to the ini file, as pytest's own are."""
+    if config.inipath is None or spec == "all" or Path(spec).is_absolute():
+        return spec
+    beside = config.inipath.parent / spec
+    return str(beside) if beside.exists() else spec
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -358,6 +358,7 @@ def runtimes(*specs: str | os.PathLike[str]) -> list[str]:
         def test_driver_everywhere(addon_workload): ...
     """
     chosen: list[str] = []
+    same: dict[str, str] = {}  # a built-in's other name (cml-2025.01-r4.4 for cml-r) is it
     with _harness.real_filesystem():
         for spec in specs or ("all",):
             text = os.fspath(spec)
@@ -366,9 +367,14 @@ def runtimes(*specs: str | os.PathLike[str]) -> list[str]:
             elif Path(text).exists() and text not in builtin_names():
                 found = [str(Path(text).absolute())]
             else:
-                load_runtime(text).close()  # a name: raises, with the nearest, if it is none
+                image = load_runtime(text)  # a name: raises, with the nearest, if it is none
+                same[text.removeprefix(BUILTIN_PREFIX)] = image.meta.get("alias_of") or image.name
+                image.close()
                 found = [text.removeprefix(BUILTIN_PREFIX)]
-            chosen.extend(name for name in found if name not in chosen)
+            for name in found:
+                known = {same.get(c, c) for c in chosen}
+                if same.get(name, name) not in known:
+                    chosen.append(name)
     return chosen
 
 

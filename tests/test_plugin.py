@@ -357,3 +357,31 @@ def test_readme_addon_runtime_all_example(project: pytest.Pytester) -> None:
 
     result.assert_outcomes(passed=8 * len(builtin_names()))
     result.stdout.fnmatch_lines([line.replace("[", "?").replace("]", "?") + "*" for line in shown])
+
+
+def test_a_relative_ini_runtime_is_beside_the_ini_file(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """addon_runtime = rt names project/rt, from whichever directory pytest runs."""
+    root = project.path / "rt"
+    for d in ("opt", "usr/bin", "tmp"):
+        (root / d).mkdir(parents=True)
+    project.makeini(INI + "addon_runtime = rt\n")
+    project.makepyfile(
+        test_rt=f"""
+        def test_rt(addon_runtime):
+            assert addon_runtime == {str(root)!r}
+        """
+    )
+    (project.path / "sub").mkdir()
+    monkeypatch.chdir(project.path / "sub")
+    project.runpytest(str(project.path)).assert_outcomes(passed=1)
+
+
+def test_a_bad_ini_runtime_names_the_ini_option(project: pytest.Pytester) -> None:
+    """The usage error says the ini file's addon_runtime is wrong, not a flag never given."""
+    project.makeini(INI + "addon_runtime = no-such-runtime\n")
+    project.makepyfile(test_choice=RUNTIME_CHOICE)
+    result = project.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*addon_runtime in *.ini: *no-such-runtime*"])

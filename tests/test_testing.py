@@ -705,6 +705,9 @@ def test_runtimes_lists_and_expands(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     assert testing.runtimes() == builtin_names()
     assert testing.runtimes("cml-r", "builtin:cml-conda", "cml-r") == ["cml-r", "cml-conda"]
+    # A built-in's other name is the same runtime: it runs once.
+    assert testing.runtimes("cml-r", "cml-2025.01-r4.4") == ["cml-r"]
+    assert testing.runtimes("cml-2025.01-r4.4", "all").count("cml-r") == 0
     assert testing.runtimes("cml-r", "all")[0] == "cml-r"
     assert len(testing.runtimes("cml-r", "all")) == len(builtin_names())
     snap = tmp_path / "runtime.snap"
