@@ -28,6 +28,7 @@ from ._cli_base import (
     EXIT_OK,
     CannotRun,
     cloudera_addons_option,
+    echo_for_terminal,
     emit,
 )
 from ._findings import KINDS, RULES, markdown_table
@@ -327,9 +328,11 @@ def explain(codes: tuple[str, ...], markdown: bool) -> int:
     if markdown:
         click.echo(markdown_table(), nl=False)
         return EXIT_OK
+    lines: list[str] = []
     if not codes:
         for rule in RULES.values():
-            click.echo(f"{rule.code}  {rule.severity.value:<7}  {rule.kind:<17}  {rule.title}")
+            lines.append(f"{rule.code}  {rule.severity.value:<7}  {rule.kind:<17}  {rule.title}")
+        echo_for_terminal("\n".join(lines) + "\n")
         return EXIT_OK
     chosen: list[str] = []
     for asked in codes:
@@ -342,16 +345,17 @@ def explain(codes: tuple[str, ...], markdown: bool) -> int:
     for i, code in enumerate(chosen):
         rule = RULES[code]
         if i:
-            click.echo()
-        click.echo(f"{rule.code}: {rule.title}")
-        click.echo(f"  kind:     {rule.kind} ({KINDS[rule.kind]})")
-        click.echo(f"  severity: {rule.severity.value}")
-        click.echo(f"  example:  {rule.example}")
-        click.echo(f"  fix:      {rule.hint}")
+            lines.append("")
+        lines.append(f"{rule.code}: {rule.title}")
+        lines.append(f"  kind:     {rule.kind} ({KINDS[rule.kind]})")
+        lines.append(f"  severity: {rule.severity.value}")
+        lines.append(f"  example:  {rule.example}")
+        lines.append(f"  fix:      {rule.hint}")
         if rule.workload_shows:
-            click.echo(f"  workload shows:  {rule.workload_shows}")
+            lines.append(f"  workload shows:  {rule.workload_shows}")
         if rule.after_registration:
-            click.echo(f"  once registered: {rule.after_registration}")
+            lines.append(f"  once registered: {rule.after_registration}")
+    echo_for_terminal("\n".join(lines) + "\n")
     return EXIT_OK
 
 

@@ -7,9 +7,11 @@ The library returns a report; the commands map it to exit statuses:
 from __future__ import annotations
 
 import io
+import re
 import sys
+import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import click
 
@@ -42,6 +44,45 @@ def package_version() -> str:
         return version("addon-mount")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         return "0+unknown"
+
+
+# A leading label ("fix:", "once registered:") or first column ("error   ", "ok   ").
+_LABEL: Final = re.compile(r"^(\s*(?:[A-Za-z][\w ]{0,20}:\s+|[a-z]+ {2,}))")
+_SEVERITY: Final = re.compile(r"^(\s*)(error|warning|info|note)(?=\s)")
+_STYLE: Final = {"error": "red", "warning": "yellow", "info": "blue", "note": "blue"}
+
+
+def echo_for_terminal(text: str) -> None:
+    """Print *text* as is to a pipe or file; on a terminal, fitted to its width and coloured.
+
+    A long line wraps under its text: past a leading label (``fix:``,
+    ``error``) or its own indent. Severity words at a line's start take the
+    check report's colours (unless ``NO_COLOR``).
+    """
+    color, width = output_style(sys.stdout)
+    if not sys.stdout.isatty():
+        click.echo(text, nl=False)
+        return
+    out: list[str] = []
+    for raw in text.split("\n"):
+        label = _LABEL.match(raw)
+        hang = len(label.group(1)) if label else len(raw) - len(raw.lstrip())
+        line = raw
+        if len(raw) > width and hang < width // 2:
+            line = textwrap.fill(
+                raw,
+                width,
+                subsequent_indent=" " * hang,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        if color:
+            line = _SEVERITY.sub(
+                lambda m: m.group(1) + click.style(m.group(2), fg=_STYLE[m.group(2)], bold=True),
+                line,
+            )
+        out.append(line)
+    click.echo("\n".join(out), nl=False, color=color)
 
 
 class CannotRun(click.ClickException):

@@ -20,7 +20,7 @@ import click
 from . import _help
 from ._check import CheckError, find_archive, read_bundle, read_bundle_files
 from ._check import check as run_check
-from ._cli_base import CannotRun, cloudera_addons_option, emit
+from ._cli_base import CannotRun, cloudera_addons_option, echo_for_terminal, emit
 from ._report import Report
 from ._runtime import RuntimeImage, RuntimeLoadError
 
@@ -764,7 +764,7 @@ def doctor_command(
         from ._findings import RULES  # noqa: PLC0415
 
         hints = {code: rule.hint for code, rule in RULES.items()}
-        click.echo(_doctor_script.render(result, str(root), hints), nl=False)
+        echo_for_terminal(_doctor_script.render(result, str(root), hints))
     ctx.exit(EXIT_FINDINGS if _doctor_script.failed(result) else EXIT_OK)
 
 

@@ -77,7 +77,7 @@ def _runtimes_table(rows: list[dict[str, object]]) -> Table:
     table.add_column("Name", no_wrap=True)
     table.add_column("Generation", no_wrap=True)
     table.add_column("Entries", justify="right")
-    table.add_column("Models")
+    table.add_column("Models", overflow="fold")
     for row in sorted(rows, key=lambda r: (str(r["generation"]), str(r["name"]))):
         aliases = row["aliases"] if isinstance(row["aliases"], list) else []
         label = "\n".join(
@@ -117,9 +117,9 @@ def _overlays_table() -> Table:
         show_lines=True,
     )
     table.add_column("Name", no_wrap=True)
-    table.add_column("Mounted at", no_wrap=True)
-    table.add_column("Puts in place", no_wrap=True)
-    table.add_column("Evidence", no_wrap=True)
+    table.add_column("Mounted at", overflow="fold")
+    table.add_column("Puts in place", overflow="fold")
+    table.add_column("Evidence", overflow="fold")
     defaults = default_overlays()
     for overlay in overlay_catalog():
         label = overlay.name + ("\n(default)" if overlay.name in defaults else "")

@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 import attrs
 
 if TYPE_CHECKING:  # rich is imported when text is rendered: JSON and SARIF do without it
-    from rich.console import Console
+    from rich.console import Console, Group
     from rich.table import Table
     from rich.text import Text
 
@@ -291,8 +291,9 @@ def _print_finding(console: Console, finding: Finding, runtimes: list[str]) -> N
     _wrapped(console, Text("    fix: ", "bold"), Text(finding.hint))
 
 
-def _matrix(console: Console, report: Report, *, strict: bool) -> Table:
-    """The add-on x runtime table; one row per add-on and runtime when that is too wide."""
+def _matrix(console: Console, report: Report, *, strict: bool) -> Table | Group:
+    """The add-on x runtime table; one row per add-on and runtime when that is too wide,
+    and a table per add-on when even that would break a name."""
     from rich.table import Table  # noqa: PLC0415 - rich is imported only for text
     from rich.text import Text  # noqa: PLC0415
 
@@ -314,8 +315,8 @@ def _matrix(console: Console, report: Report, *, strict: bool) -> Table:
     if console.measure(wide, options=unbounded).maximum <= console.width:
         return wide
     long = Table()
-    long.add_column(Text("add-on"), style="bold", overflow="fold")
-    long.add_column(Text("runtime"), overflow="fold")
+    long.add_column(Text("add-on"), style="bold", no_wrap=True)
+    long.add_column(Text("runtime"), no_wrap=True)
     long.add_column(Text("result"), no_wrap=True)
     for i, addon in enumerate(report.addons):
         if i:
@@ -326,7 +327,21 @@ def _matrix(console: Console, report: Report, *, strict: bool) -> Table:
                 Text(runtime.name),
                 cell(addon.name, runtime.name),
             )
-    return long
+    if console.measure(long, options=unbounded).maximum <= console.width:
+        return long
+    # Names too long to sit side by side: a table per add-on, its name above it,
+    # so that no name is broken in two (they are copied into commands).
+    from rich.console import Group  # noqa: PLC0415
+
+    blocks = []
+    for addon in report.addons:
+        block = Table(title=Text(addon.name, "bold"), title_justify="left")
+        block.add_column(Text("runtime"), overflow="fold")
+        block.add_column(Text("result"), no_wrap=True)
+        for runtime in report.runtimes:
+            block.add_row(Text(runtime.name), cell(addon.name, runtime.name))
+        blocks.append(block)
+    return Group(*blocks)
 
 
 def _print_plan(console: Console, report: Report) -> None:

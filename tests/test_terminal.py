@@ -8,12 +8,16 @@ the terminal would show.
 from __future__ import annotations
 
 import fcntl
+import io
+import json
 import os
 import re
 import struct
 import subprocess
 import sys
+import tarfile
 import termios
+from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
@@ -120,3 +124,76 @@ def test_runtimes_table_fits_80_columns() -> None:
     lines = visible(shown)
     assert "cml-workbench-python" in shown
     assert max(cell_len(line) for line in lines) <= 80
+
+
+def test_explain_fits_the_terminal_and_keeps_pipes_plain() -> None:
+    """explain wraps at 80 columns under each label; piped, its lines are whole."""
+    status, shown = run_in_terminal(["explain", "AM320", "AM301"], 80)
+    assert status == 0
+    lines = visible(shown)
+    assert max(cell_len(line) for line in lines) <= 80
+    fix = next(i for i, line in enumerate(lines) if line.startswith("  fix:      Choose a path"))
+    assert re.match(r" {12}\S", lines[fix + 1])  # continued under the fix's text
+    piped = subprocess.run(
+        [sys.executable, "-m", "addon_mount", "explain", "AM320"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    assert any(len(line) > 80 for line in piped.splitlines())
+    assert "\x1b" not in piped
+
+
+def test_doctor_is_coloured_and_wraps_under_its_columns(tmp_path: Path) -> None:
+    """doctor's severities take the check's colours; long lines continue under their text."""
+    root = tmp_path / "root"
+    mount = root / "runtime-addons/custom-addon-tool"
+    (mount / "opt/tool/bin").mkdir(parents=True)
+    (mount / "opt/tool/bin/run").write_text("#!/bin/sh\n")
+    (mount / "opt/tool/bin/run").chmod(0o700)
+    (root / "opt").mkdir()
+    (root / "opt/tool").symlink_to("/runtime-addons/custom-addon-tool/opt/tool")
+    status, shown = run_in_terminal(["doctor", str(root)], 80)
+    assert status == 1
+    assert "\x1b[31m\x1b[1merror\x1b[0m" in shown
+    lines = visible(shown)
+    fix = next(i for i, line in enumerate(lines) if line.startswith("    fix: Give the program"))
+    assert re.match(r" {9}\S", lines[fix + 1])
+    assert max(cell_len(line) for line in lines) <= 80
+    _, plain = run_in_terminal(["doctor", str(root)], 80, {"NO_COLOR": "1"})
+    assert "\x1b" not in plain
+
+
+def test_the_runtimes_tables_cut_nothing_at_80_columns() -> None:
+    """Descriptions and the Cloudera add-ons' paths fold; none ends in an ellipsis."""
+    _, shown = run_in_terminal(["runtimes"], 80)
+    assert "…" not in shown
+    joined = "".join(line.strip("│ ") for line in visible(shown))
+    assert "/usr/local/cuda" in joined
+
+
+def test_long_names_are_never_broken_in_the_table(tmp_path: Path) -> None:
+    """An add-on and a runtime too long to share a row get a table per add-on, names whole."""
+    name = "a-very-long-addon-name-of-35-chars0"
+    bundle = tmp_path / name
+    bundle.mkdir()
+    (bundle / "metadata.json").write_text(
+        json.dumps({"name": name, "spec": {"paths": ["/opt/tool"]}})
+    )
+    write_bundle_archive(bundle / "addon.tar.gz")
+    runtimes = ["--runtime", "cml-2026.04-jupyterlab-python3.12", "--runtime", "cml-r"]
+    args = ["check", str(bundle), *BUNDLES[:1], *runtimes, "--cloudera-addons", "none"]
+    _, shown = run_in_terminal(args, 80)
+    lines = visible(shown)
+    assert name in lines
+    assert any("│ cml-2026.04-jupyterlab-python3.12 │" in line for line in lines)
+    assert max(cell_len(line) for line in lines) <= 80
+
+
+def write_bundle_archive(path: Path) -> None:
+    """A tiny addon.tar.gz holding opt/tool/run."""
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("opt/tool/run")
+        info.size, info.mode = 3, 0o755
+        tar.addfile(info, io.BytesIO(b"x\n\n"))
