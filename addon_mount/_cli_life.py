@@ -787,6 +787,7 @@ def doctor_command(
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @runtime_option
 @bundle_option
+@cloudera_addons_option
 @click.option(
     "--disable",
     "disabled",
@@ -800,6 +801,7 @@ def owns_command(
     paths: tuple[str, ...],
     runtimes: tuple[str, ...],
     bundles: tuple[Path, ...],
+    cloudera_addons: str,
     disabled: str | None,
 ) -> None:
     """Say which add-on, or the runtime, provides each PATH (like dpkg -S).
@@ -820,8 +822,10 @@ def owns_command(
         raise _cannot(str(exc)) from exc
     names = [b.spec.name for b in read if b.spec]
 
-    def probes(chosen: Sequence[Any]) -> list[Any]:
-        workloads = [Workload(image, staged_addons(chosen)) for image in images]
+    _cloudera_addons(cloudera_addons)
+
+    def probes(chosen: Sequence[Any], among: Sequence[RuntimeImage] | None = None) -> list[Any]:
+        workloads = [Workload(image, staged_addons(chosen)) for image in among or images]
         report = start_workloads(chosen, workloads)
         return [
             _doctor.ModelProbe(
@@ -836,16 +840,54 @@ def owns_command(
     before = probes(read)
     several = len(images) > 1
     status = EXIT_OK
-    for probe in before:
+    attached = _cloudera_workloads(images, cloudera_addons, lambda i: probes(read, i))
+    for probe, extra in zip(before, attached, strict=True):
         prefix = f"[{probe.image.name}] " if several else ""
         for path in paths:
             owner = _doctor.owner_of(probe, path, names)
-            if owner.kind == "nothing":
+            others = _in_other_workloads(owner, [_doctor.owner_of(p, path, names) for p in extra])
+            if owner.kind == "nothing" and not others:
                 status = EXIT_FINDINGS
             click.echo(prefix + owner.describe())
+            for line in others:
+                click.echo(f"  {line}")
     if disabled is None:
         ctx.exit(status)
     ctx.exit(_what_if_disabled(disabled, before, read, images, paths, names, probes))
+
+
+def _cloudera_workloads(
+    images: Sequence[RuntimeImage],
+    cloudera_addons: str,
+    probes: Callable[[Sequence[RuntimeImage]], list[Any]],
+) -> list[list[Any]]:
+    """For each runtime, probes of its workloads with Cloudera's add-ons attached."""
+    from ._overlays import selection, variants  # noqa: PLC0415
+
+    chosen = selection(cloudera_addons)
+    found: list[list[Any]] = []
+    for image in images:
+        extra = variants(image, chosen)[1:]
+        found.append(probes(extra) if extra else [])
+    return found
+
+
+def _in_other_workloads(owner: Any, others: Sequence[Any]) -> list[str]:
+    """Lines for the workloads attaching Cloudera's add-ons where another provides the path."""
+    from ._overlays import catalog  # noqa: PLC0415
+
+    lines: list[str] = []
+    for other in others:
+        if (other.kind, other.addon) == (owner.kind, owner.addon):
+            continue
+        overlay = next((o for o in catalog() if other.addon and o.identifies(other.addon)), None)
+        if overlay is None:
+            continue
+        told = other.describe().replace(f"add-on {other.addon}", f"the {overlay.title}", 1)
+        line = f"in workloads that attach the {overlay.title}: {told.partition(': ')[2]}"
+        if line not in lines:
+            lines.append(line)
+    return lines
 
 
 def _what_if_disabled(

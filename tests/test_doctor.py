@@ -537,3 +537,20 @@ def test_a_stray_file_in_runtime_addons_is_no_mount(
     for result in package_and_script(tmp_path, root, meta, capsys):
         shown = json.dumps(result["mounts"]) + json.dumps(result["not_mounted"])
         assert "custom-addon-file" not in shown
+
+
+def test_owns_names_clouderas_add_ons_in_the_workloads_that_attach_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """/opt/spark is nobody's in the runtime alone, Spark 3's where a session attaches it."""
+    status, out, _ = run_cli(["owns", "/opt/spark", "/usr/bin/env"], capsys)
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0] == "/opt/spark: nothing (/opt/spark does not exist)"
+    assert lines[1].startswith(
+        "  in workloads that attach the Spark 3 add-on: the Spark 3 add-on, through the link "
+        "/opt/spark -> /runtime-addons/spark"
+    )
+    assert lines[2].startswith("/usr/bin/env: the runtime")
+    status, out, _ = run_cli(["owns", "/opt/spark", "--cloudera-addons", "none"], capsys)
+    assert (status, out) == (1, "/opt/spark: nothing (/opt/spark does not exist)\n")
