@@ -11,6 +11,7 @@ nothing below a link is put in the fake filesystem.
 from __future__ import annotations
 
 import bisect
+import errno
 import os
 import stat
 from typing import TYPE_CHECKING, Final
@@ -20,7 +21,7 @@ from ._linux import MAY_EXEC, MAY_READ, Cred, LinuxError, permitted_mode
 from ._metadata import AddonSpec
 from ._program import Program
 from ._report import Finding
-from ._runtime import DIRECTORY, FILE, Entry
+from ._runtime import DIRECTORY, FILE, SYMLINK, Entry
 from ._view import archive_entry, is_stray
 
 if TYPE_CHECKING:
@@ -120,6 +121,9 @@ class ContentAudit:
                 "bin",
                 "sbin",
             )
+            if key[0] == SYMLINK and name != base:
+                self._audit_symlink(spec, path, path + name[len(base) :], real)
+                continue
             if not fine or in_bin or name == base:
                 if entry is None:
                     entry = archive_entry(name, archive, name)
@@ -191,6 +195,45 @@ class ContentAudit:
             )
         )
 
+    def _audit_symlink(self, spec: AddonSpec, link: str, shown: str, real: str) -> None:
+        """A symlink below the link that leads out of what it reaches: cdsw must use its target.
+
+        Its target inside the linked directory is audited as itself; one
+        elsewhere in the add-on (``../priv/key``) is followed here, as cdsw.
+        """
+        try:
+            target = self._linux.walk(shown, self._cred)
+        except LinuxError as exc:
+            if exc.errno != errno.EACCES:
+                return  # dangling or looping content is the add-on's own choice
+            if exc.need == "follow":  # fs.protected_symlinks: whatever its target
+                why = (
+                    "it is in a sticky world-writable directory, owned by another uid, "
+                    "and fs.protected_symlinks is on"
+                )
+            elif _within(exc.at, real):
+                return  # a directory of the linked tree: reported as itself
+            else:
+                why = f"{exc.at} is not searchable for it"
+            self._finding(
+                "AM322",
+                f"{shown} (through {link}) is a symlink cdsw (uid {self._cred.uid}) may "
+                f"not follow: {why}",
+                spec,
+                shown,
+            )
+            return
+        if _within(target.path, real) or target.obj is None:
+            return
+        if stat.S_ISREG(target.obj.st_mode) and not self._linux.access(shown, os.R_OK, self._cred):
+            self._finding(
+                "AM322",
+                f"{shown} (through {link}) is a symlink to {target.path}, a file cdsw "
+                f"(uid {self._cred.uid}) may not read",
+                spec,
+                shown,
+            )
+
     def _runnable(self, path: str) -> bool:
         if not path.startswith("/"):
             return False
@@ -255,6 +298,10 @@ class ContentAudit:
                 shown,
             )
         return False
+
+
+def _within(path: str, top: str) -> bool:
+    return path == top or path.startswith(top + "/")
 
 
 def _below_any(name: str, directories: set[str], base: str) -> bool:

@@ -545,6 +545,38 @@ def test_unsearchable_directory_hides_its_subtree(oracle: Oracle) -> None:
     agrees(outcome)
 
 
+def test_symlinks_below_the_link_are_followed_as_cdsw(oracle: Oracle) -> None:
+    """A symlink leading out of the linked directory into root's 700 directory, or to a
+    600 file, is AM322; one to a readable file, or inside the directory, is nothing."""
+    scn = scenario(
+        [ROOT, OPT],
+        [
+            d("opt/tool"),
+            d("opt/priv", 0o700),
+            f("opt/priv/secret", 0o644),
+            d("opt/pub"),
+            f("opt/pub/key", 0o600),
+            f("opt/pub/ok", 0o644),
+            f("opt/tool/here", 0o600),
+            ln("opt/tool/hidden", "../priv/secret"),
+            ln("opt/tool/unreadable", "../pub/key"),
+            ln("opt/tool/readable", "../pub/ok"),
+            ln("opt/tool/inside", "here"),
+        ],
+        ["/opt/tool"],
+        "audit-symlinks",
+    )
+    outcome = oracle.one(scn)
+    assert audited(outcome, "/opt/tool") == {
+        "/opt/tool/here": frozenset({"AM322"}),
+        "/opt/tool/hidden": frozenset({"AM322"}),
+        "/opt/tool/unreadable": frozenset({"AM322"}),
+        "/opt/tool/readable": frozenset(),
+        "/opt/tool/inside": frozenset(),
+    }
+    agrees(outcome)
+
+
 def test_unsearchable_sibling_sorting_inside_a_hidden_subtree(oracle: Oracle) -> None:
     """'priv.d' sorts between 'priv' and 'priv/secret' ('.' < '/'): both 700 directories
     are AM322, and what is below 'priv' stays hidden all the same."""

@@ -147,6 +147,10 @@ def _file_entry(path: str, mode: int, opened: str) -> Record:
     return entry
 
 
+def _inside(path: str, top: str) -> bool:
+    return path == top or path.startswith(top + "/")
+
+
 def audit(path: str, real: str, listing: Listing) -> list[Record]:
     """What cdsw meets below the directory *path* (at *real* in the mount): one record an entry."""
     entries: list[Record] = []
@@ -177,6 +181,20 @@ def audit(path: str, real: str, listing: Listing) -> list[Record]:
             elif stat.S_ISREG(st.st_mode):
                 opened = _outcome(_open_close, here)
                 entries.append(_file_entry(here, stat.S_IMODE(st.st_mode), opened))
+            elif stat.S_ISLNK(st.st_mode):
+                # A symlink: cdsw follows it; where it leads (as root sees it) says
+                # whether its target is audited as itself, inside this directory.
+                entry = {"path": here, "type": "l", "follow": _outcome(os.stat, here)}
+                entry["inside"] = _inside(os.path.realpath(here), real)
+                # Who owns the link and its directory: fs.protected_symlinks refuses to
+                # follow another's link in a sticky world-writable directory.
+                parent = os.lstat(directory)
+                entry["protected"] = bool(
+                    parent.st_mode & stat.S_ISVTX and parent.st_mode & stat.S_IWOTH
+                ) and st.st_uid not in (os.getuid(), parent.st_uid)
+                if entry["follow"] == "ok" and os.path.isfile(here):  # noqa: PTH113
+                    entry["open"] = _outcome(_open_close, here)
+                entries.append(entry)
 
     walk(path, real[len(MOUNT) + 1 :])
     return entries

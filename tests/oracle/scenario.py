@@ -423,7 +423,7 @@ class _Generator:
         rng = self.rng
         in_bin = posixpath.basename(name) in ("bin", "sbin")
         for _ in range(rng.randint(2, 6 - depth)):
-            kind = rng.choices(("dir", "file", "hard", "stray"), (30, 50, 10, 10))[0]
+            kind = rng.choices(("dir", "file", "hard", "stray", "symlink"), (30, 45, 10, 10, 5))[0]
             if kind == "dir" and depth < 4:
                 child = f"{name}/{rng.choice(SUB_DIRS)}"
                 if child not in self.members:
@@ -438,6 +438,13 @@ class _Generator:
                 child = f"{name}/{rng.choice(SUB_FILES)}"
                 if files and child not in self.members:
                     self.add(hl(child, rng.choice(files)))
+            elif kind == "symlink":
+                # To anything of the add-on, inside the linked directory or out of it.
+                others = [m.path for m in self.members.values() if m.path not in (name, "")]
+                child = f"{name}/{rng.choice(SUB_FILES)}"
+                if others and child not in self.members:
+                    target = posixpath.relpath(rng.choice(others), name)
+                    self.add(ln(child, target, *self.sub_id()))
             elif kind == "stray":
                 mode = rng.choice((0o644, 0o000, 0o600))
                 self.add(f(f"{name}/{rng.choice(STRAYS)}", mode, 501, 20))

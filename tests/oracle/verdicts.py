@@ -67,6 +67,9 @@ AUDIT_OUTCOME: Mapping[tuple[str, str, str], str] = {
     ("f", "open", "EACCES"): "AM322",  # a file below the link cdsw may not read
     ("f", "exec", "denied"): "AM323",  # a file with an x bit cdsw may not run (not AM322 too)
 }
+# A symlink below the link, leading elsewhere in the add-on, that cdsw may not follow
+# (a directory on its way it may not search) or whose target file it may not read.
+SYMLINK_REFUSED = "AM322"
 # A file with no x bit at all in a directory (on the link's path) named bin or sbin -> code
 BIN_NOT_EXECUTABLE = "AM324"
 BIN_DIRS = ("bin", "sbin")
@@ -104,6 +107,15 @@ def audit_codes(entry: Mapping[str, Any]) -> frozenset[str]:
     steps: tuple[str, ...]
     if kind == "d":
         steps = ("read", "search")
+    elif kind == "l":
+        # Followed as cdsw; a target inside the audited directory is audited as itself,
+        # unless the link itself may not be followed (fs.protected_symlinks).
+        if entry["protected"] and entry["follow"] == "EACCES":
+            return frozenset({SYMLINK_REFUSED})
+        if entry["inside"]:
+            return frozenset()
+        refused = entry["follow"] == "EACCES" or entry.get("open") == "EACCES"
+        return frozenset({SYMLINK_REFUSED}) if refused else frozenset()
     elif kind == "f":
         if entry.get("exec", "ok") != "ok":  # a program cdsw may not run: that alone
             return frozenset({AUDIT_OUTCOME.get(("f", "exec", entry["exec"]), UNMAPPED)})
@@ -130,6 +142,9 @@ def audit_class(entry: Mapping[str, Any] | None) -> str:
         return "an entry the kernel did not reach"
     if entry["type"] == "d":
         return f"dir: read {entry['read']}, search {entry['search']}"
+    if entry["type"] == "l":
+        where = "inside" if entry["inside"] else "out of the directory"
+        return f"symlink leading {where}: follow {entry['follow']}, open {entry.get('open')}"
     if entry["type"] != "f":
         return f"lstat {entry['lstat']}"
     what = "the link's target file" if entry.get("top") else "file"
@@ -211,6 +226,11 @@ def audit_lines(record: Mapping[str, Any]) -> list[str]:
         elif entry["type"] == "f":
             calls = f"open {entry['open']}" + (
                 f", access X_OK {entry['exec']}" if "exec" in entry else ""
+            )
+        elif entry["type"] == "l":
+            where = "inside" if entry["inside"] else "out of the directory"
+            calls = f"symlink leading {where}: stat {entry['follow']}" + (
+                f", open {entry['open']}" if "open" in entry else ""
             )
         else:
             calls = f"lstat {entry['lstat']}"
