@@ -137,6 +137,15 @@ class ContentAudit:
 
     def _check_program(self, spec: AddonSpec, shown: str, program: Program) -> None:
         """The interpreter or loader *program* needs is in the workload, and runnable."""
+        if program.kind == "bom":
+            self._finding(
+                "AM343",
+                f"{shown} starts with a UTF-8 byte order mark before #!{program.interpreter}: "
+                "the kernel sees no interpreter line and refuses to run it ('Exec format error')",
+                spec,
+                shown,
+            )
+            return
         if program.kind == "script" and program.crlf:
             if program.env_name:
                 wanted = f"{program.env_name}\r"

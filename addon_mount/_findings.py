@@ -778,6 +778,22 @@ RULES: Mapping[str, Rule] = _rules(
         after_registration=_REPLACE,
     ),
     Rule(
+        "AM343",
+        "broken-executable",
+        E,
+        "script's #! line follows a byte order mark",
+        "Save the script as UTF-8 without a byte order mark ('sed -i \"1s/^\\xEF\\xBB\\xBF//\"'): "
+        "the kernel reads '#!' only as a file's first two bytes.",
+        '"/opt/tool/bin/run" starts with EF BB BF, then #!/bin/sh',
+        per_member=True,
+        workload_shows=(
+            "Running the program directly (subprocess, exec, a Jupyter kernel spec) fails "
+            "with 'Exec format error' (ENOEXEC); a shell runs it with /bin/sh instead of "
+            "its interpreter."
+        ),
+        after_registration=_REPLACE,
+    ),
+    Rule(
         "AM342",
         "broken-executable",
         E,

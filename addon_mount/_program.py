@@ -23,17 +23,24 @@ _PT_INTERP: Final = 3
 class Program:
     """How a file starts: a script with its interpreter, or an ELF program with its loader."""
 
-    kind: str  # "script" or "elf"
+    kind: str  # "script", "elf", or "bom" (a script whose '#!' follows a byte order mark)
     interpreter: str
     #: For ``#!/usr/bin/env NAME``: NAME, looked up on PATH.
     env_name: str = ""
     crlf: bool = False
 
 
+_BOM: Final = b"\xef\xbb\xbf"
+
+
 def parse_head(head: bytes) -> Program | None:
     """The :class:`Program` the first bytes of a file describe, if any."""
     if head.startswith(b"#!"):
         return _script(head)
+    if head.startswith(_BOM + b"#!"):
+        # A byte order mark first: the kernel sees no '#!' (ENOEXEC).
+        script = _script(head[len(_BOM) :])
+        return None if script is None else attrs.evolve(script, kind="bom")
     if head.startswith(b"\x7fELF"):
         return _elf(head)
     return None

@@ -338,6 +338,10 @@ def cases() -> dict[str, dict[str, bytes]]:
                 header(b"opt/tool/README", b"0", size=2) + data(b"r\n"),
             ),
         },
+        "cases/bom-script": {
+            "metadata.json": metadata("bom-tool", ["/opt/tool"]),
+            "addon.tar.gz": targz([("opt/tool/bin/run", "f", 0o755, "\ufeff#!/bin/sh\necho\n")]),
+        },
         "cases/conda-bin": {
             "metadata.json": metadata("conda-tool", ["/opt/conda/bin/tool"]),
             "addon.tar.gz": targz([("opt/conda/bin/tool", "f", 0o755, "#!/bin/sh\n")]),

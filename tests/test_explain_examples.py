@@ -62,6 +62,10 @@ EXAMPLES: dict[str, tuple[list[tuple[str, list[str], list[MemberSpec], int]], Pa
         [("x", ["/opt/tool"], [("opt/tool/bin/run", "f", 0o755, "#!/usr/bin/python3\r\n")], 0)],
         None,
     ),
+    "AM343": (
+        [("x", ["/opt/tool"], [("opt/tool/bin/run", "f", 0o755, "\ufeff#!/bin/sh\n")], 0)],
+        None,
+    ),
     "AM390": (
         [("x", ["/opt/vendor/tool"], [("opt/vendor/tool", "f", 0o644, "")], 0)],
         FIXTURES / "unexpected-error" / "runtime.tar",

@@ -176,6 +176,7 @@ CASES = {
     "regular-header-dir": (None, {("AM330", 1)}),
     "gnu-long-dir": (None, set()),
     "file-with-members": (None, {("AM202", 1)}),
+    "bom-script": (None, {("AM343", 1)}),
     "conda-bin": ("cml-conda", {("AM320", 1)}),
 }
 
