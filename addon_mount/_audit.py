@@ -234,7 +234,8 @@ class ContentAudit:
             return
         if _within(target.path, real) or target.obj is None:
             return
-        if stat.S_ISREG(target.obj.st_mode) and not self._linux.access(shown, os.R_OK, self._cred):
+        mode = target.obj.st_mode
+        if stat.S_ISREG(mode) and not self._linux.access(shown, os.R_OK, self._cred):
             self._finding(
                 "AM322",
                 f"{shown} (through {link}) is a symlink to {target.path}, a file cdsw "
@@ -242,6 +243,20 @@ class ContentAudit:
                 spec,
                 shown,
             )
+        elif stat.S_ISDIR(mode):
+            refused = [
+                word
+                for word, bit in (("read", os.R_OK), ("search", os.X_OK))
+                if not self._linux.access(shown, bit, self._cred)
+            ]
+            if refused:
+                self._finding(
+                    "AM322",
+                    f"{shown} (through {link}) is a symlink to {target.path}, a directory "
+                    f"cdsw (uid {self._cred.uid}) may not {' or '.join(refused)}",
+                    spec,
+                    shown,
+                )
 
     def _runnable(self, path: str) -> bool:
         if not path.startswith("/"):

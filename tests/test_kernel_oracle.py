@@ -546,7 +546,7 @@ def test_unsearchable_directory_hides_its_subtree(oracle: Oracle) -> None:
 
 
 def test_symlinks_below_the_link_are_followed_as_cdsw(oracle: Oracle) -> None:
-    """A symlink leading out of the linked directory into root's 700 directory, or to a
+    """A symlink leading out of the linked directory through, or to, root's 700 directory, or to a
     600 file, is AM322; one to a readable file, or inside the directory, is nothing."""
     scn = scenario(
         [ROOT, OPT],
@@ -562,6 +562,9 @@ def test_symlinks_below_the_link_are_followed_as_cdsw(oracle: Oracle) -> None:
             ln("opt/tool/unreadable", "../pub/key"),
             ln("opt/tool/readable", "../pub/ok"),
             ln("opt/tool/inside", "here"),
+            d("opt/pub/closed", 0o700),
+            ln("opt/tool/lib", "../pub/closed"),
+            ln("opt/tool/share", "../pub"),
         ],
         ["/opt/tool"],
         "audit-symlinks",
@@ -573,6 +576,8 @@ def test_symlinks_below_the_link_are_followed_as_cdsw(oracle: Oracle) -> None:
         "/opt/tool/unreadable": frozenset({"AM322"}),
         "/opt/tool/readable": frozenset(),
         "/opt/tool/inside": frozenset(),
+        "/opt/tool/lib": frozenset({"AM322"}),
+        "/opt/tool/share": frozenset(),
     }
     agrees(outcome)
 

@@ -194,6 +194,9 @@ def audit(path: str, real: str, listing: Listing) -> list[Record]:
                 ) and st.st_uid not in (os.getuid(), parent.st_uid)
                 if entry["follow"] == "ok" and os.path.isfile(here):  # noqa: PTH113
                     entry["open"] = _outcome(_open_close, here)
+                elif entry["follow"] == "ok" and os.path.isdir(here):  # noqa: PTH112
+                    entry["read"] = _outcome(os.listdir, here)
+                    entry["search"] = _outcome(os.stat, here + "/.")
                 entries.append(entry)
 
     walk(path, real[len(MOUNT) + 1 :])

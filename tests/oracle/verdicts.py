@@ -114,7 +114,8 @@ def audit_codes(entry: Mapping[str, Any]) -> frozenset[str]:
             return frozenset({SYMLINK_REFUSED})
         if entry["inside"]:
             return frozenset()
-        refused = entry["follow"] == "EACCES" or entry.get("open") == "EACCES"
+        steps = ("follow", "open", "read", "search")
+        refused = any(entry.get(step) == "EACCES" for step in steps)
         return frozenset({SYMLINK_REFUSED}) if refused else frozenset()
     elif kind == "f":
         if entry.get("exec", "ok") != "ok":  # a program cdsw may not run: that alone
@@ -229,8 +230,8 @@ def audit_lines(record: Mapping[str, Any]) -> list[str]:
             )
         elif entry["type"] == "l":
             where = "inside" if entry["inside"] else "out of the directory"
-            calls = f"symlink leading {where}: stat {entry['follow']}" + (
-                f", open {entry['open']}" if "open" in entry else ""
+            calls = f"symlink leading {where}: stat {entry['follow']}" + "".join(
+                f", {step} {entry[step]}" for step in ("open", "read", "search") if step in entry
             )
         else:
             calls = f"lstat {entry['lstat']}"
